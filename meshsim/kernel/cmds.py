@@ -1,0 +1,62 @@
+"""Pure builders of `ip -batch` lines. Nothing here runs anything."""
+
+from __future__ import annotations
+
+from . import names
+
+
+def netns_add(ns: str) -> str:
+    return f"netns add {ns}"
+
+
+def netns_del(ns: str) -> str:
+    return f"netns del {ns}"
+
+
+def node_init(node: int) -> list[str]:
+    """Inside a fresh node namespace: loopback up with the node's mesh address."""
+    return ["link set dev lo up", f"addr add {names.address(node)}/32 dev lo"]
+
+
+def tap_move(tmp: str, ns: str, node: int, peer: int) -> str:
+    """Root namespace: move a TAP into `ns` and rename it after the peer it leads to."""
+    return f"link set dev {tmp} netns {ns} name {names.peer_ifname(peer)}"
+
+
+def link_end_up(node: int, peer: int) -> list[str]:
+    """Inside `node`: bring up the interface to `peer` with a static neighbour entry (no ARP on links)."""
+    ifname = names.peer_ifname(peer)
+    return [
+        f"link set dev {ifname} address {names.mac(node, peer)} mtu 1500 up",
+        f"neigh replace {names.address(peer)} lladdr {names.mac(peer, node)} dev {ifname} nud permanent",
+    ]
+
+
+def route_replace(node: int, dst: int, nexthop: int) -> str:
+    return (
+        f"route replace {names.address(dst)}/32 via {names.address(nexthop)} "
+        f"dev {names.peer_ifname(nexthop)} onlink src {names.address(node)}"
+    )
+
+
+def route_del(dst: int) -> str:
+    return f"route del {names.address(dst)}/32"
+
+
+def route_lines(node: int, changes: dict[int, int | None]) -> list[str]:
+    """Route changes for one node: {dst: nexthop or None (delete)}, in a stable order."""
+    return [
+        route_replace(node, dst, nh) if nh is not None else route_del(dst)
+        for dst, nh in sorted(changes.items())
+    ]
+
+
+NODE_SYSCTLS: dict[str, str] = {
+    "net/ipv4/ip_forward": "1",
+    "net/ipv4/conf/all/rp_filter": "0",
+    "net/ipv4/conf/default/rp_filter": "0",
+    "net/ipv4/conf/all/accept_redirects": "0",
+    "net/ipv4/conf/all/send_redirects": "0",
+    "net/ipv4/conf/default/send_redirects": "0",
+    "net/ipv4/icmp_ratelimit": "0",
+}

@@ -1,0 +1,48 @@
+"""`python -m meshsim.linkemu --control PATH`: run the link emulator until SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import os
+import socket
+import sys
+
+from meshsim.linkemu.server import Server
+
+
+def _clear_stale_socket(path: str) -> None:
+    """Remove a socket file nobody listens on; refuse to start if an emulator answers there."""
+    if not os.path.exists(path):
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except OSError as exc:
+        if exc.errno in (errno.ECONNREFUSED, errno.ENOTSOCK, errno.ENOENT):
+            os.unlink(path)
+            return
+        raise
+    finally:
+        probe.close()
+    sys.exit(f"linkemu: {path} is in use by a running emulator")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m meshsim.linkemu", description=__doc__)
+    parser.add_argument("--control", required=True, help="UNIX socket path for the control protocol")
+    parser.add_argument("--seed", type=int, default=None, help="seed for loss and jitter (tests)")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr
+    )
+    _clear_stale_socket(args.control)
+    server = Server(args.control, seed=args.seed)
+    server.install_signal_handlers()
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

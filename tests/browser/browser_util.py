@@ -1,0 +1,169 @@
+"""Helpers for the browser tests: start/stop `meshsim up`, poll, open the page, screenshots."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+MESHSIM = Path(sys.executable).with_name("meshsim")
+SCREENSHOTS = REPO / "artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORT = {"width": 1280, "height": 800}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1, what: str = "") -> Any:
+    """Polls check() until it returns something truthy; fails the test after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except (httpx.HTTPError, AssertionError, KeyError, IndexError) as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout}s waiting for {what or check}: last {last!r}")
+
+
+@dataclass
+class Controller:
+    url: str
+    home: Path
+    proc: subprocess.Popen[bytes]
+    log: Path
+    http: httpx.Client
+
+    def get(self, path: str) -> Any:
+        r = self.http.get(path)
+        r.raise_for_status()
+        return r.json()
+
+    def post(self, path: str, body: Any = None) -> Any:
+        r = self.http.post(path, json=body)
+        r.raise_for_status()
+        return r.json() if r.content else None
+
+    def put(self, path: str, body: Any) -> Any:
+        r = self.http.put(path, json=body)
+        r.raise_for_status()
+        return r.json()
+
+    def add(self, x: float, y: float, kind: str = "router") -> dict[str, Any]:
+        return self.post("/api/servers", {"x": x, "y": y, "kind": kind})
+
+    def topology(self) -> dict[str, Any]:
+        return self.get("/api/topology")
+
+    def wait_up(self, ids: list[int], timeout: float = 30.0) -> None:
+        def all_up() -> bool:
+            states = {s["id"]: s["state"] for s in self.topology()["servers"]}
+            failed = [i for i in ids if states.get(i) == "failed"]
+            assert not failed, f"servers failed: {failed}"
+            return all(states.get(i) == "up" for i in ids)
+
+        wait_until(all_up, timeout, 0.2, f"servers {ids} up")
+
+
+def start_controller(tmp: Path, kind: str = "router", extra: list[str] | None = None) -> Controller:
+    home = tmp / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = tmp / "controller.log"
+    env = {**os.environ, "MESHSIM_HOME": str(home)}
+    cmd = [
+        str(MESHSIM),
+        "up",
+        "--port",
+        str(port),
+        "--kind",
+        kind,
+        "--client-port-base",
+        str(random.randrange(20000, 60000, 100)),
+        *(extra or []),
+    ]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+    url = f"http://127.0.0.1:{port}"
+    ctl = Controller(url, home, proc, log, httpx.Client(base_url=url, timeout=30))
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            pytest.fail(f"meshsim up exited {proc.returncode}:\n{log.read_text()[-3000:]}")
+        return ctl.http.get("/api/topology").status_code == 200
+
+    try:
+        wait_until(ready, 60, 0.2, "GET /api/topology")
+    except BaseException:
+        stop_controller(ctl)
+        raise
+    return ctl
+
+
+def stop_controller(ctl: Controller) -> None:
+    """Ctrl-C (the controller cleans up its run), then force and `meshsim clean` what is left."""
+    ctl.http.close()
+    if ctl.proc.poll() is None:
+        ctl.proc.send_signal(signal.SIGINT)
+        try:
+            ctl.proc.wait(90)
+        except subprocess.TimeoutExpired:
+            ctl.proc.kill()
+            ctl.proc.wait(10)
+    env = {**os.environ, "MESHSIM_HOME": str(ctl.home)}
+    subprocess.run([str(MESHSIM), "clean"], env=env, capture_output=True, timeout=120, check=False)
+
+
+def open_page(browser: Any, ctl: Controller) -> Any:
+    """Opens the UI, fails on page errors, waits for the websocket snapshot."""
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.meshsim_errors = errors  # type: ignore[attr-defined]
+    page.goto(ctl.url + "/")
+    page.wait_for_selector("#conn[data-status='live']", timeout=15_000)
+    return page
+
+
+def screenshot(page: Any, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    return path
+
+
+def canvas_origin(page: Any) -> tuple[float, float]:
+    """Page coordinates of the canvas's model origin (the view starts unzoomed)."""
+    box = page.locator("#canvas").bounding_box()
+    assert box is not None
+    return box["x"], box["y"]
