@@ -40,8 +40,13 @@ def write_results(name: str, data: dict) -> Path:
     """Write bench/results/NAME.json with some context about the machine."""
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
-    meta = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "host": platform.node(), "cpus": os.cpu_count(),
-            "kernel": platform.release(), "python": platform.python_version()}
+    meta = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }
     path.write_text(json.dumps({"meta": meta, **data}, indent=2) + "\n")
     print(f"\nwrote {path}")
     return path

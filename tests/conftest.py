@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
-from meshsim.kernel.names import address
 import pytest
 
+from meshsim.harness import Sim, free_port  # noqa: F401  (re-exported for tests)
+
 REPO = Path(__file__).resolve().parents[1]
-MESHSIM = str(Path(sys.executable).with_name("meshsim"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -30,128 +25,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Sim:
-    """A running controller: REST helpers plus commands inside its nodes."""
-
-    def __init__(self, home: Path, *args: str, kind: str = "router", port: int | None = None) -> None:
-        self.home = home
-        self.port = port or free_port()
-        self.env = {**os.environ, "MESHSIM_HOME": str(home)}
-        self.log = home / "controller.log"
-        home.mkdir(parents=True, exist_ok=True)
-        self._logf = open(self.log, "ab")
-        self.proc = subprocess.Popen(
-            [MESHSIM, "up", "--port", str(self.port), "--kind", kind, *args],
-            env=self.env,
-            stdout=self._logf,
-            stderr=subprocess.STDOUT,
-        )
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=120)
-        deadline = time.monotonic() + 30
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"meshsim up exited {self.proc.returncode}:\n{self.log.read_text()}")
-            try:
-                if self.http.get("/api/status").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"meshsim up did not answer:\n{self.log.read_text()}")
-            time.sleep(0.1)
-        self.run = self.http.get("/api/status").json()["run"]
-
-    # REST
-    def get(self, path: str) -> Any:
-        r = self.http.get(path)
-        r.raise_for_status()
-        return r.json()
-
-    def req(self, method: str, path: str, body: Any = None) -> httpx.Response:
-        return self.http.request(method, path, json=body)
-
-    def add(self, x: float, y: float, kind: str | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {"x": x, "y": y}
-        if kind:
-            body["kind"] = kind
-        r = self.req("POST", "/api/servers", body)
-        assert r.status_code == 201, r.text
-        return r.json()
-
-    def wait_state(self, sid: int, state: str, timeout: float = 120) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            s = self.get(f"/api/servers/{sid}")
-            if s["state"] == state:
-                return s
-            if s["state"] == "failed" and state != "failed":
-                raise AssertionError(f"server {sid} failed: {s.get('reason')}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"server {sid} is {s['state']}, not {state}")
-            time.sleep(0.2)
-
-    # inside nodes
-    def netns(self, node: int) -> str:
-        return f"ms{self.run}-{node}"
-
-    def exec(self, node: int, *argv: str, timeout: float = 60, check: bool = False) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["ip", "netns", "exec", self.netns(node), *argv], capture_output=True, text=True, timeout=timeout, check=check
-        )
-
-    def popen(self, node: int, *argv: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            ["ip", "netns", "exec", self.netns(node), *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-
-    def cli(self, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([MESHSIM, *argv], env=self.env, capture_output=True, text=True, timeout=timeout)
-
-    def rtt_ms(self, src: int, dst: int, count: int = 20, interval: float = 0.05, port: int = 7001) -> dict[str, Any]:
-        """Median/p99 RTT measured in user space with the project's UDP prober."""
-        echo = self.popen(dst, sys.executable, "-m", "meshsim.linkemu.probe", "echo", "--port", str(port), "--seconds", "60")
-        try:
-            time.sleep(0.3)
-            out = self.exec(
-                src, sys.executable, "-m", "meshsim.linkemu.probe", "ping", "--dst", address(dst),
-                "--port", str(port), "--count", str(count), "--interval", str(interval), check=True,
-            )
-            return json.loads(out.stdout)
-        finally:
-            echo.kill()
-            echo.wait()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(90)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.http.close()
-        self.cli("clean")
-        self._logf.close()
-
-
 @pytest.fixture
-def sim_factory(tmp_path: Path) -> Iterator[Any]:
+def sim_factory() -> Iterator[Any]:
+    """Controllers in fresh state roots under /tmp (PostgreSQL's user must be able to traverse them)."""
     sims: list[Sim] = []
+    homes: list[str] = []
 
     def make(*args: str, kind: str = "router", home: Path | None = None) -> Sim:
-        s = Sim(home or tmp_path / f"home{len(sims)}", *args, kind=kind)
+        if home is None:
+            home = Path(tempfile.mkdtemp(prefix="meshsim-test-", dir="/tmp"))
+            os.chmod(home, 0o755)
+            homes.append(str(home))
+        s = Sim(home, *args, kind=kind)
         sims.append(s)
         return s
 
     yield make
     for s in sims:
-        s.stop()
+        s.stop(keep_logs=bool(os.environ.get("MESHSIM_KEEP_TEST_HOME")))
+    if not os.environ.get("MESHSIM_KEEP_TEST_HOME"):
+        for h in homes:
+            shutil.rmtree(h, ignore_errors=True)
 
 
 @pytest.fixture

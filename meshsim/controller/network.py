@@ -12,7 +12,9 @@ import logging
 import os
 import shutil
 import signal
+import threading
 import time
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,44 +59,83 @@ class Network:
     links: dict[Pair, TapPair] = field(default_factory=dict)
     _seq: int = 0
     _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(4, "ipbatch"))
+    _reaper: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "tapreaper"))
+    _seq_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def netns(self, node: int) -> str:
         return names.netns(self.run, node)
 
     # -- the one entry point -------------------------------------------------
     def apply(self, diff: TopoDiff) -> None:
-        self.add_nodes(diff.servers_added)
-        for pair, params in sorted(diff.links_added.items()):
-            self.add_link(pair, params)
+        """Apply a diff with one root `ip -batch` and one batch per touched node (run in parallel)."""
+        per_node: dict[int, list[str]] = defaultdict(list)
+        gone = set(diff.servers_removed)
+        for node in self._create_namespaces(diff.servers_added):
+            per_node[node] += cmds.node_init(node)
+        self._add_links(sorted(diff.links_added.items()), per_node)
         for pair, params in sorted(diff.links_changed.items()):
             self.change_link(pair, params)
         for pair in diff.links_cut:
             self.set_link_up(pair, False)
         for pair in diff.links_healed:
             self.set_link_up(pair, True)
-        self.push_routes(diff.routes_changed)
+        for node, changes in diff.routes_changed.items():
+            if node not in gone and node in self.nodes and changes:
+                per_node[node] += cmds.route_lines(node, changes)
+        retire: list[TapPair] = []
+        with_nodes: list[TapPair] = []
         for pair in sorted(diff.links_removed):
-            self.remove_link(pair)
-        self.remove_nodes(diff.servers_removed)
+            tp = self._detach_link(pair)
+            if tp is None:
+                continue
+            if gone & set(pair):
+                with_nodes.append(tp)
+                continue
+            for node, peer in (pair, pair[::-1]):
+                per_node[node].append(cmds.retire_iface(peer, self._next_seq()))
+            retire.append(tp)
+        self._run_node_batches(per_node)
+        self.remove_nodes(sorted(gone))
+        for tp in with_nodes:
+            _close_pair(tp)
+        if retire:
+            # Destroying a TAP waits for an RCU grace period (~20 ms each): do it off the change path.
+            self._reaper.submit(lambda tps=retire: [_close_pair(tp) for tp in tps])
+
+    def _run_node_batches(self, per_node: dict[int, list[str]]) -> None:
+        jobs = [(n, lines) for n, lines in sorted(per_node.items()) if lines and n in self.nodes]
+        futures = [self._pool.submit(self.runner.batch, lines, netns=self.netns(n)) for n, lines in jobs]
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        if errors:
+            raise errors[0]  # type: ignore[misc]
 
     # -- nodes ----------------------------------------------------------------
-    def add_nodes(self, ids: list[int]) -> None:
-        ids = [i for i in ids if i not in self.nodes]
+    def _create_namespaces(self, ids: list[int]) -> list[int]:
+        ids = sorted(i for i in ids if i not in self.nodes)
         if not ids:
-            return
+            return []
         self.runner.batch([cmds.netns_add(self.netns(i)) for i in ids])
         self.nodes.update(ids)
-        list(self._pool.map(self._init_node, ids))
+        list(self._pool.map(lambda i: nsexec.write_sysctls(self.netns(i), cmds.NODE_SYSCTLS), ids))
+        return ids
 
-    def _init_node(self, node: int) -> None:
-        ns = self.netns(node)
-        nsexec.write_sysctls(ns, cmds.NODE_SYSCTLS)
-        self.runner.batch(cmds.node_init(node), netns=ns)
+    def add_nodes(self, ids: list[int]) -> None:
+        per_node = {i: cmds.node_init(i) for i in self._create_namespaces(ids)}
+        self._run_node_batches(per_node)
 
     def remove_nodes(self, ids: list[int]) -> None:
         ids = [i for i in ids if i in self.nodes]
         for i in ids:
             kill_netns_processes(self.netns(i))
+        # One batched delete per node; a node without links answers an error, which is fine.
+        list(
+            self._pool.map(
+                lambda i: self.runner.run(
+                    ["ip", "-n", self.netns(i), *cmds.delete_links().split()], check=False
+                ),
+                ids,
+            )
+        )
         if ids:
             self.runner.batch([cmds.netns_del(self.netns(i)) for i in ids])
         for i in ids:
@@ -102,31 +143,54 @@ class Network:
             shutil.rmtree(Path("/etc/netns") / self.netns(i), ignore_errors=True)
 
     # -- links ----------------------------------------------------------------
-    def add_link(self, pair: Pair, params: LinkParams, up: bool = True) -> None:
-        a, b = pair
-        if pair in self.links:
-            self.change_link(pair, params)
-            return
-        tmp_a, tmp_b = self._tmpname(), self._tmpname()
-        fd_a = open_tap(tmp_a)
+    def _add_links(self, links: list[tuple[Pair, LinkParams]], per_node: dict[int, list[str]]) -> None:
+        """Create each TAP directly inside its node (moving a device costs an RCU grace period)."""
+        want: dict[int, list[int]] = defaultdict(list)
+        todo: list[tuple[Pair, LinkParams]] = []
+        for pair, params in links:
+            if pair in self.links:
+                self.change_link(pair, params)
+                continue
+            todo.append((pair, params))
+            want[pair[0]].append(pair[1])
+            want[pair[1]].append(pair[0])
+        fds: dict[tuple[int, int], int] = {}
         try:
-            fd_b = open_tap(tmp_b)
+            for node, fd_map in zip(want, self._pool.map(self._open_taps, want.items()), strict=True):
+                fds.update({(node, peer): fd for peer, fd in fd_map.items()})
+            for pair, params in todo:
+                a, b = pair
+                p = emu_params(params)
+                self.emu.add(names.link_id(a, b), fds[(a, b)], fds[(b, a)], p, p)
+                per_node[a] += cmds.link_end_up(a, b)
+                per_node[b] += cmds.link_end_up(b, a)
+                self.links[pair] = TapPair(fds.pop((a, b)), fds.pop((b, a)), params)
         except BaseException:
-            os.close(fd_a)
+            for fd in fds.values():
+                with contextlib.suppress(OSError):
+                    os.close(fd)
             raise
-        try:
-            self.runner.batch(
-                [cmds.tap_move(tmp_a, self.netns(a), a, b), cmds.tap_move(tmp_b, self.netns(b), b, a)]
-            )
-            self.runner.batch(cmds.link_end_up(a, b), netns=self.netns(a))
-            self.runner.batch(cmds.link_end_up(b, a), netns=self.netns(b))
-            p = emu_params(params, up)
-            self.emu.add(names.link_id(a, b), fd_a, fd_b, p, p)
-        except BaseException:
-            os.close(fd_a)
-            os.close(fd_b)
-            raise
-        self.links[pair] = TapPair(fd_a, fd_b, params, up)
+
+    def _open_taps(self, item: tuple[int, list[int]]) -> dict[int, int]:
+        node, peers = item
+
+        def open_all() -> dict[int, int]:
+            out: dict[int, int] = {}
+            try:
+                for peer in peers:
+                    out[peer] = open_tap(names.peer_ifname(peer))
+            except BaseException:
+                for fd in out.values():
+                    os.close(fd)
+                raise
+            return out
+
+        return nsexec.in_netns(self.netns(node), open_all)
+
+    def add_link(self, pair: Pair, params: LinkParams) -> None:
+        per_node: dict[int, list[str]] = defaultdict(list)
+        self._add_links([(pair, params)], per_node)
+        self._run_node_batches(per_node)
 
     def change_link(self, pair: Pair, params: LinkParams) -> None:
         tp = self.links[pair]
@@ -142,15 +206,17 @@ class Network:
         p = emu_params(tp.params, up)
         self.emu.set(names.link_id(*pair), p, p)
 
-    def remove_link(self, pair: Pair) -> None:
+    def _detach_link(self, pair: Pair) -> TapPair | None:
         tp = self.links.pop(pair, None)
-        if tp is None:
-            return
-        try:
-            self.emu.remove(names.link_id(*pair))
-        finally:
-            os.close(tp.fd_a)
-            os.close(tp.fd_b)
+        if tp is not None:
+            with contextlib.suppress(Exception):
+                self.emu.remove(names.link_id(*pair))
+        return tp
+
+    def remove_link(self, pair: Pair) -> None:
+        tp = self._detach_link(pair)
+        if tp is not None:
+            _close_pair(tp)
 
     def reattach(self, emu: LinkEmuClient) -> None:
         """Hand every link to a fresh emulator process (after the old one died)."""
@@ -159,23 +225,12 @@ class Network:
             p = emu_params(tp.params, tp.up)
             emu.add(names.link_id(*pair), tp.fd_a, tp.fd_b, p, p)
 
-    def _tmpname(self) -> str:
-        self._seq += 1
-        return names.tap_tmpname(self.run, self._seq)
+    def _next_seq(self) -> int:
+        with self._seq_lock:
+            self._seq += 1
+            return self._seq
 
     # -- routes ---------------------------------------------------------------
-    def push_routes(self, changes: dict[int, dict[int, int | None]]) -> None:
-        jobs = [(n, ch) for n, ch in sorted(changes.items()) if ch and n in self.nodes]
-        if not jobs:
-            return
-        futures = [
-            self._pool.submit(self.runner.batch, cmds.route_lines(n, ch), netns=self.netns(n))
-            for n, ch in jobs
-        ]
-        errors = [f.exception() for f in futures if f.exception() is not None]
-        if errors:
-            raise errors[0]  # type: ignore[misc]
-
     def kernel_routes(self, node: int) -> dict[int, int]:
         """Read node's mesh routes back from the kernel: {dst: nexthop}."""
         res = self.runner.run(["ip", "-n", self.netns(node), "-j", "route", "show"])
@@ -192,18 +247,19 @@ class Network:
         return out
 
     def close(self) -> None:
-        """Tear down everything this network made (links first, then namespaces)."""
-        for pair in sorted(self.links):
-            try:
-                self.remove_link(pair)
-            except Exception as exc:  # the emulator may be gone already
-                log.debug("remove %s: %s", pair, exc)
-                tp = self.links.pop(pair, None)
-                if tp:
-                    os.close(tp.fd_a)
-                    os.close(tp.fd_b)
+        """Tear down everything this network made: namespaces first (their TAPs go in one batch)."""
+        pairs = [tp for pair in sorted(self.links) if (tp := self._detach_link(pair))]
         self.remove_nodes(sorted(self.nodes))
+        for tp in pairs:
+            _close_pair(tp)
+        self._reaper.shutdown(wait=True)
         self._pool.shutdown(wait=False)
+
+
+def _close_pair(tp: TapPair) -> None:
+    for fd in (tp.fd_a, tp.fd_b):
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 def kill_netns_processes(ns: str, grace: float = 2.0) -> None:

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 from .rundir import RunDir
 
 if TYPE_CHECKING:
-    from ..nodes.base import Node
     from .core import Options
 
 log = logging.getLogger(__name__)
@@ -22,10 +21,8 @@ class Services:
         self.rundir = rundir
         self.options = options
         self._sink: Any = None
-        self._proxies: dict[int, Any] = {}
-        self._shared: dict[str, Any] = {}
-        self._pg: Any = None
-        self._pg_lock = threading.Lock()
+        self._fleet: Any = None
+        self._fleet_lock = threading.Lock()
 
     async def start(self, on_telemetry: Callable[[dict[str, Any]], None]) -> None:
         from ..homeserver.telemetry_sink import TelemetrySink
@@ -36,53 +33,48 @@ class Services:
     async def stop(self) -> None:
         if self._sink is not None:
             self._sink.close()
-        await asyncio.to_thread(self._stop_pg)
+        await asyncio.to_thread(self._stop_fleet)
 
     def for_nodes(self) -> dict[str, Any]:
         """What every node context gets: shared settings and lazy accessors."""
         return {
             "db": self.options.db,
+            "client_port_base": self.options.client_port_base,
             "telemetry_socket": self.rundir.telemetry_socket,
-            "postgres": self.postgres,
-            "shared": self._shared,
+            "fleet": self.fleet,
+            "fleet_if_started": lambda: self._fleet,
             "record_pid": self.rundir.record_pid,
         }
 
-    def postgres(self) -> Any:
-        """The run's PostgreSQL cluster, started on first use (thread-safe, blocking)."""
-        with self._pg_lock:
-            if self._pg is None:
-                from ..homeserver.postgres import PostgresCluster
+    def fleet(self) -> Any:
+        """The run's homeserver fleet (CA, secrets, PostgreSQL), started on first use. Blocking."""
+        with self._fleet_lock:
+            if self._fleet is None:
+                from ..homeserver.fleet import HomeserverFleet
 
-                pg = PostgresCluster(self.rundir.path / "pg" / "data", self.rundir.path / "pg" / "sock")
-                pg.start()
-                self._pg = pg
-            return self._pg
+                fleet = HomeserverFleet(
+                    self.rundir.path,
+                    database=self.options.db,
+                    telemetry_socket=str(self.rundir.telemetry_socket),
+                )
+                fleet.start()
+                if fleet.postgres is not None:
+                    self.rundir.record_pid("postgres", _postmaster_pid(fleet.postgres.data_dir))
+                self._fleet = fleet
+            return self._fleet
 
-    def _stop_pg(self) -> None:
-        with self._pg_lock:
-            if self._pg is not None:
+    def _stop_fleet(self) -> None:
+        with self._fleet_lock:
+            if self._fleet is not None:
                 try:
-                    self._pg.stop()
+                    self._fleet.stop()
                 except Exception as exc:
-                    log.warning("postgres stop: %s", exc)
-                self._pg = None
+                    log.warning("homeserver fleet stop: %s", exc)
+                self._fleet = None
 
-    async def start_proxy(self, sid: int, node: Node) -> None:
-        sock = getattr(node, "client_socket", None)
-        if sock is None or sid in self._proxies:
-            return
-        from ..homeserver.client_proxy import ClientProxy
 
-        proxy = ClientProxy(self.options.client_port_base + sid, sock)
-        await proxy.start()
-        self._proxies[sid] = proxy
-
-    async def stop_proxy(self, sid: int) -> None:
-        proxy = self._proxies.pop(sid, None)
-        if proxy is not None:
-            await proxy.stop()
-
-    async def stop_proxies(self) -> None:
-        for sid in list(self._proxies):
-            await self.stop_proxy(sid)
+def _postmaster_pid(data_dir: Any) -> int:
+    try:
+        return int((data_dir / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0

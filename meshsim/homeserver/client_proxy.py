@@ -71,7 +71,9 @@ class ClientProxy:
         except OSError as exc:
             await runner.cleanup()
             if exc.errno == errno.EADDRINUSE:
-                raise ProxyPortInUse(errno.EADDRINUSE, f"client proxy: {self.host}:{self.port} is already in use") from exc
+                raise ProxyPortInUse(
+                    errno.EADDRINUSE, f"client proxy: {self.host}:{self.port} is already in use"
+                ) from exc
             raise
         self._runner = runner
         self._session = aiohttp.ClientSession(

@@ -206,8 +206,19 @@ def synapse_config(
                 "x_forwarded": False,
                 "resources": resources,
             },
-            {"path": str(paths.client_socket), "mode": 0o666, "type": "http", "x_forwarded": True, "resources": resources},
-            {"path": str(paths.metrics_socket), "mode": 0o666, "type": "http", "resources": [{"names": ["metrics"]}]},
+            {
+                "path": str(paths.client_socket),
+                "mode": 0o666,
+                "type": "http",
+                "x_forwarded": True,
+                "resources": resources,
+            },
+            {
+                "path": str(paths.metrics_socket),
+                "mode": 0o666,
+                "type": "http",
+                "resources": [{"names": ["metrics"]}],
+            },
         ],
         "tls_certificate_path": str(paths.tls_cert),
         "tls_private_key_path": str(paths.tls_key),
@@ -245,7 +256,11 @@ def log_config(paths: ServerPaths, *, level: str = "INFO", max_bytes: int = 20_0
     """Python logging dictConfig for Synapse: one rotating file in the data dir, SQL noise off."""
     return {
         "version": 1,
-        "formatters": {"precise": {"format": "%(asctime)s - %(name)s - %(lineno)d - %(levelname)s - %(request)s - %(message)s"}},
+        "formatters": {
+            "precise": {
+                "format": "%(asctime)s - %(name)s - %(lineno)d - %(levelname)s - %(request)s - %(message)s"
+            }
+        },
         "filters": {"context": {"()": "synapse.logging.context.LoggingContextFilter", "request": ""}},
         "handlers": {
             "file": {

@@ -1,8 +1,8 @@
 """What all homeservers of a run share: CA, secrets, the PostgreSQL cluster, the directory layout.
 
-    {run_dir}/ca.crt, ca.key          the run's certificate authority
-    {run_dir}/pg/data, pg/sock        the PostgreSQL cluster (database backend "postgres")
-    {run_dir}/servers/{N}/            server N's data dir (config, keys, logs, media, sockets)
+{run_dir}/ca.crt, ca.key          the run's certificate authority
+{run_dir}/pg/data, pg/sock        the PostgreSQL cluster (database backend "postgres")
+{run_dir}/servers/{N}/            server N's data dir (config, keys, logs, media, sockets)
 """
 
 from __future__ import annotations

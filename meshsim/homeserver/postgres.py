@@ -37,7 +37,9 @@ def find_bin_dir() -> Path:
     """The newest Debian PostgreSQL binaries (/usr/lib/postgresql/*/bin)."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
     if not found:
-        raise PostgresError("no PostgreSQL server binaries in /usr/lib/postgresql/*/bin (apt install postgresql)")
+        raise PostgresError(
+            "no PostgreSQL server binaries in /usr/lib/postgresql/*/bin (apt install postgresql)"
+        )
     return Path(found[-1]).parent
 
 
@@ -46,7 +48,9 @@ def _check_traversable(path: Path, uid: int) -> None:
     for parent in path.resolve().parents:
         st = parent.stat()
         if st.st_uid != uid and not st.st_mode & 0o001:
-            raise PostgresError(f"{parent} (mode {oct(st.st_mode & 0o777)}) is not traversable by user {OS_USER}")
+            raise PostgresError(
+                f"{parent} (mode {oct(st.st_mode & 0o777)}) is not traversable by user {OS_USER}"
+            )
 
 
 class PostgresCluster:
@@ -139,7 +143,9 @@ class PostgresCluster:
     def running(self) -> bool:
         if not self.initialized():
             return False
-        res = _run.run([self._bin("pg_ctl"), "status", "-D", str(self.data_dir)], user=OS_USER, check=False, timeout=30)
+        res = _run.run(
+            [self._bin("pg_ctl"), "status", "-D", str(self.data_dir)], user=OS_USER, check=False, timeout=30
+        )
         return res.returncode == 0
 
     def start(self) -> None:
@@ -147,7 +153,17 @@ class PostgresCluster:
         if self.running():
             return
         _run.run(
-            [self._bin("pg_ctl"), "start", "-w", "-t", "60", "-D", str(self.data_dir), "-l", str(self.log_path)],
+            [
+                self._bin("pg_ctl"),
+                "start",
+                "-w",
+                "-t",
+                "60",
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_path),
+            ],
             user=OS_USER,
             timeout=90,
         )
@@ -171,7 +187,19 @@ class PostgresCluster:
         if not self.running():
             return False
         _run.run(
-            [self._bin("pg_ctl"), "restart", "-w", "-t", "60", "-m", "fast", "-D", str(self.data_dir), "-l", str(self.log_path)],
+            [
+                self._bin("pg_ctl"),
+                "restart",
+                "-w",
+                "-t",
+                "60",
+                "-m",
+                "fast",
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_path),
+            ],
             user=OS_USER,
             timeout=120,
         )

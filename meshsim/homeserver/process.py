@@ -93,7 +93,9 @@ def _tail(path: Path, n: int) -> list[str]:
 
 
 class SynapseServer:
-    def __init__(self, spec: SynapseSpec, ca: CertificateAuthority, on_state: StateCallback | None = None) -> None:
+    def __init__(
+        self, spec: SynapseSpec, ca: CertificateAuthority, on_state: StateCallback | None = None
+    ) -> None:
         self.spec = spec
         self.ca = ca
         self.paths = ServerPaths(spec.data_dir)
@@ -305,7 +307,9 @@ class SynapseServer:
                 return str(r.json()["user_id"])
             if r.status_code == 400 and r.json().get("errcode") == "M_USER_IN_USE":
                 return user_id
-            raise RuntimeError(f"{self.spec.server_name}: register {localpart}: {r.status_code} {r.text[:200]}")
+            raise RuntimeError(
+                f"{self.spec.server_name}: register {localpart}: {r.status_code} {r.text[:200]}"
+            )
 
 
 class BootLimiter:

@@ -15,6 +15,7 @@ parsed from server names `synapseN` (events of other servers carry `origin: null
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
@@ -39,7 +40,8 @@ def joined_servers(state: Mapping[tuple[str, str], Any]) -> set[str]:
     """Server names with at least one joined member in a room's current state map."""
     out: set[str] = set()
     for (etype, state_key), ev in state.items():
-        if etype == MEMBER and getattr(ev, "membership", None) == "join":
+        content = getattr(ev, "content", None) or {}
+        if etype == MEMBER and content.get("membership") == "join":
             out.add(_domain(state_key))
     return out
 
@@ -51,7 +53,9 @@ class DatagramReporter:
         self.path = path
         self.sent = 0
         self.dropped = 0
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+        self._sock = socket.socket(
+            socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
+        )
 
     def send(self, msg: dict[str, Any]) -> bool:
         try:
@@ -73,6 +77,7 @@ class TelemetryModule:
         self._server_id: int = config["server_id"]
         self._methods: frozenset[str] = frozenset(config.get("delivery_methods", ["/send"]))
         self._server_name = api.server_name
+        self._api = api
         self.reporter = DatagramReporter(config["socket"])
         api.register_third_party_rules_callbacks(on_new_event=self.on_new_event)
         api.register_federation_callbacks(on_event_delivered_over_federation=self.on_event_delivered)
@@ -102,11 +107,26 @@ class TelemetryModule:
         }
         if origin_name == self._server_name:
             msg["type"] = "event_sent"
-            others = joined_servers(state) - {self._server_name}
+            others = (await self._hosts_in_room(event.room_id, state)) - {self._server_name}
             msg["destinations"] = sorted(i for i in map(server_id_of, others) if i is not None)
         else:
             msg["type"] = "event_received"
         self.reporter.send(msg)
+
+    async def _hosts_in_room(self, room_id: str, state: Mapping[tuple[str, str], EventBase]) -> set[str]:
+        """Where the federation sender will send: during a faster (partial-state) join the state map
+        lacks most members, so ask the same approximation the federation sender uses."""
+        hosts = joined_servers(state)
+        controllers = getattr(self._api, "_storage_controllers", None)
+        lookup = getattr(
+            getattr(controllers, "state", None),
+            "get_current_hosts_in_room_or_partial_state_approximation",
+            None,
+        )
+        if lookup is not None:
+            with contextlib.suppress(Exception):  # never let telemetry break event handling
+                hosts |= set(await lookup(room_id))
+        return hosts
 
     async def on_event_delivered(self, delivery: FederationEventDeliveryEvent) -> None:
         method = str(getattr(delivery.method, "value", delivery.method))

@@ -57,7 +57,8 @@ def validate(raw: bytes) -> dict[str, Any] | None:
         out[key] = value
     dests = out.get("destinations")
     if dests is not None and (
-        len(dests) > MAX_DESTINATIONS or not all(isinstance(d, int) and not isinstance(d, bool) for d in dests)
+        len(dests) > MAX_DESTINATIONS
+        or not all(isinstance(d, int) and not isinstance(d, bool) for d in dests)
     ):
         return None
     return out

@@ -13,6 +13,15 @@ def netns_del(ns: str) -> str:
     return f"netns del {ns}"
 
 
+#: Every link interface joins this device group, so a node's links go in one batched delete.
+LINK_GROUP = 99
+
+
+def delete_links() -> str:
+    """Inside a node: delete all its link interfaces at once (one RCU grace period, not one per TAP)."""
+    return f"link del group {LINK_GROUP}"
+
+
 def node_init(node: int) -> list[str]:
     """Inside a fresh node namespace: loopback up with the node's mesh address."""
     return ["link set dev lo up", f"addr add {names.address(node)}/32 dev lo"]
@@ -27,9 +36,14 @@ def link_end_up(node: int, peer: int) -> list[str]:
     """Inside `node`: bring up the interface to `peer` with a static neighbour entry (no ARP on links)."""
     ifname = names.peer_ifname(peer)
     return [
-        f"link set dev {ifname} address {names.mac(node, peer)} mtu 1500 up",
+        f"link set dev {ifname} address {names.mac(node, peer)} mtu 1500 group {LINK_GROUP} up",
         f"neigh replace {names.address(peer)} lladdr {names.mac(peer, node)} dev {ifname} nud permanent",
     ]
+
+
+def retire_iface(peer: int, seq: int) -> str:
+    """Take a removed link's interface down and out of the way of a new link to the same peer."""
+    return f"link set dev {names.peer_ifname(peer)} down name old{seq}"
 
 
 def route_replace(node: int, dst: int, nexthop: int) -> str:

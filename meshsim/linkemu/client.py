@@ -125,10 +125,25 @@ def _repo_root() -> str:
 
 
 def spawn(
-    control_path: str, log_path: str, *, seed: int | None = None, wait_s: float = 3.0
+    control_path: str,
+    log_path: str,
+    *,
+    seed: int | None = None,
+    nice: int = -10,
+    realtime: int = 0,
+    wait_s: float = 3.0,
 ) -> subprocess.Popen:
-    """Start `python -m meshsim.linkemu` logging to `log_path`; return once it answers ping."""
+    """Start `python -m meshsim.linkemu` logging to `log_path`; return once it answers ping.
+
+    A negative `nice` (applied only when running as root) keeps link timing accurate while homeservers
+    load the CPU; it is harmless because the loop sleeps whenever no frame is due. `realtime` > 0 runs
+    it SCHED_FIFO at that priority, which removes the ms-scale tail of late frames on a busy machine.
+    """
     argv = [sys.executable, "-m", "meshsim.linkemu", "--control", control_path]
+    if nice and os.geteuid() == 0:
+        argv += ["--nice", str(nice)]
+    if realtime and os.geteuid() == 0:
+        argv += ["--realtime", str(realtime)]
     if seed is not None:
         argv += ["--seed", str(seed)]
     env = dict(os.environ)
@@ -147,5 +162,7 @@ def spawn(
             if time.monotonic() > deadline:
                 proc.kill()
                 proc.wait()
-                raise LinkEmuError(f"link emulator did not answer within {wait_s} s; see {log_path}") from None
+                raise LinkEmuError(
+                    f"link emulator did not answer within {wait_s} s; see {log_path}"
+                ) from None
             time.sleep(0.02)

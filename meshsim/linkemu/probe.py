@@ -13,6 +13,7 @@ JSON object on stdout.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import select
 import socket
@@ -52,10 +53,8 @@ def ping(dst: str, port: int, count: int, interval: float, size: int, wait: floa
     while True:
         now = time.monotonic()
         if sent < count and now >= start + sent * interval:
-            try:
+            with contextlib.suppress(OSError):
                 sock.send(_HDR.pack(sent, time.monotonic_ns()) + pad)
-            except OSError:
-                pass
             sent += 1
             if sent == count:
                 last_deadline = time.monotonic() + wait

@@ -141,7 +141,13 @@ def request_op(line: bytes | str) -> Any:
 
 
 def add_msg(req_id: int, link: str, ab: dict, ba: dict) -> dict:
-    return {"id": req_id, "op": "add", "link": _link_id(link), "ab": validate_params(ab), "ba": validate_params(ba)}
+    return {
+        "id": req_id,
+        "op": "add",
+        "link": _link_id(link),
+        "ab": validate_params(ab),
+        "ba": validate_params(ba),
+    }
 
 
 def set_msg(req_id: int, link: str, ab: dict | None = None, ba: dict | None = None) -> dict:

@@ -8,6 +8,7 @@ is never used because it rounds to whole milliseconds.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import heapq
@@ -22,14 +23,16 @@ import time
 from dataclasses import dataclass, field
 
 from meshsim.linkemu import protocol
-from meshsim.linkemu.engine import DirParams, Direction
+from meshsim.linkemu.engine import Direction, DirParams
 from meshsim.linkemu.timerfd import TimerFd, set_timer_slack
 
 log = logging.getLogger("meshsim.linkemu")
 
 READ_SIZE = 65536
 READ_BATCH = 64
-FLUSH_SLACK_S = 20e-6
+FLUSH_SLACK_S = 10e-6
+SPIN_S = 60e-6
+MAX_SPIN_S = 300e-6
 MAX_INFLIGHT_BYTES = 256 << 20
 MAX_FDS_PER_MSG = 16
 TUNGETIFF = 0x800454D2
@@ -39,15 +42,47 @@ _RO = select.EPOLLIN
 _RW = select.EPOLLIN | select.EPOLLOUT
 
 
+class Lateness:
+    """How late frames leave compared with their due time: a log2 histogram in µs, plus totals."""
+
+    __slots__ = ("count", "total_s", "max_s", "buckets")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total_s = 0.0
+        self.max_s = 0.0
+        self.buckets = [0] * 24  # bucket k: late < 2**k µs (bucket 0 also holds early frames)
+
+    def add(self, late_s: float) -> None:
+        self.count += 1
+        self.total_s += late_s
+        if late_s > self.max_s:
+            self.max_s = late_s
+        us = int(late_s * 1e6)
+        self.buckets[min(23, us.bit_length()) if us > 0 else 0] += 1
+
+    def to_dict(self) -> dict:
+        return {
+            "frames": self.count,
+            "mean_us": round(1e6 * self.total_s / self.count, 1) if self.count else 0.0,
+            "max_us": round(1e6 * self.max_s, 1),
+            "hist_log2_us": self.buckets[: max((i + 1 for i, b in enumerate(self.buckets) if b), default=0)],
+        }
+
+
 class _Port:
-    """One direction as seen by the loop: its scheduler and the fd it writes to."""
+    """One direction as seen by the loop: its scheduler, the fd it writes to, and a unique id.
 
-    __slots__ = ("direction", "out_fd", "alive")
+    Heap entries name the port by id, not by reference: tuples of plain numbers and bytes are untracked
+    by the cyclic GC, so a heap of 100k frames does not make every collection walk it (ms-long pauses).
+    """
 
-    def __init__(self, direction: Direction, out_fd: int) -> None:
+    __slots__ = ("direction", "out_fd", "pid")
+
+    def __init__(self, direction: Direction, out_fd: int, pid: int) -> None:
         self.direction = direction
         self.out_fd = out_fd
-        self.alive = True
+        self.pid = pid
 
 
 @dataclass
@@ -87,13 +122,16 @@ class Server:
         self.control_path = control_path
         self._rng = random.Random(seed)
         self._links: dict[str, _Link] = {}
-        self._taps: dict[int, _Port] = {}
+        self._taps: dict[int, _Port] = {}  # by the fd it reads
+        self._ports: dict[int, _Port] = {}  # by id, for heap entries
+        self._next_pid = 0
         self._conns: dict[int, _Conn] = {}
         self._heap: list = []
         self._seq = 0
         self._inflight = 0
         self._armed: float | None = None
         self._stopping = False
+        self.lateness = Lateness()
         self._ep = select.epoll()
         self._timer = TimerFd()
         self._ep.register(self._timer.fd, _RO)
@@ -115,10 +153,8 @@ class Server:
 
     def stop(self) -> None:
         self._stopping = True
-        try:
+        with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")
-        except OSError:
-            pass
 
     def serve_forever(self) -> None:
         set_timer_slack(1)
@@ -135,10 +171,8 @@ class Server:
         for conn in list(self._conns.values()):
             self._drop_conn(conn)
         self._heap.clear()
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self.control_path)
-        except FileNotFoundError:
-            pass
         self._listen.close()
         self._timer.close()
         self._ep.close()
@@ -169,20 +203,38 @@ class Server:
             elif fd == self._listen.fileno():
                 self._accept()
             elif fd == self._wake_r:
-                try:
+                with contextlib.suppress(BlockingIOError):
                     os.read(self._wake_r, 512)
-                except BlockingIOError:
-                    pass
         self._flush()
         heap = self._heap
+        if not heap:
+            return
+        # A sleeping loop wakes tens of µs late (VM idle exits): sleep until SPIN_S before the
+        # head is due, then spin for the last stretch, at most MAX_SPIN_S per loop turn, and only
+        # while no fd is ready (level-triggered epoll reports those again on the next turn).
+        monotonic = time.monotonic
+        poll = self._ep.poll
+        spin_end = monotonic() + MAX_SPIN_S
+        busy = False
+        while heap and not busy:
+            target = heap[0][0] - FLUSH_SLACK_S
+            now = monotonic()
+            if target - now > SPIN_S or now > spin_end:
+                break
+            while monotonic() < target:
+                if poll(0):
+                    busy = True
+                    break
+            self._flush()
         if heap:
-            head = heap[0][0]
-            if self._armed is None or head < self._armed:
-                self._timer.arm(head)
-                self._armed = head
+            wake = heap[0][0] - SPIN_S
+            if self._armed is None or wake < self._armed:
+                self._timer.arm(wake)
+                self._armed = wake
 
     def _read_tap(self, fd: int, port: _Port) -> None:
         admit = port.direction.admit
+        pid = port.pid
         heap = self._heap
         now = time.monotonic()
         read = os.read
@@ -206,7 +258,7 @@ class Server:
             if due is not None:
                 self._seq += 1
                 self._inflight += len(frame)
-                heapq.heappush(heap, (due, self._seq, port, frame))
+                heapq.heappush(heap, (due, self._seq, pid, frame))
 
     def _flush(self) -> None:
         heap = self._heap
@@ -214,20 +266,26 @@ class Server:
             return
         pop = heapq.heappop
         write = os.write
-        limit = time.monotonic() + FLUSH_SLACK_S
+        now = time.monotonic()
+        limit = now + FLUSH_SLACK_S
         n = 0
+        late = self.lateness
+        ports = self._ports
         while heap and heap[0][0] <= limit:
-            _, _, port, frame = pop(heap)
+            due, _, pid, frame = pop(heap)
             self._inflight -= len(frame)
-            if port.alive:
+            port = ports.get(pid)
+            if port is not None:
                 try:
                     write(port.out_fd, frame)
                     port.direction.delivered(len(frame))
                 except OSError:
                     port.direction.failed()
+            late.add(now - due)
             n += 1
-            if not n & 63:
-                limit = time.monotonic() + FLUSH_SLACK_S
+            if not n & 15:
+                now = time.monotonic()
+                limit = now + FLUSH_SLACK_S
 
     # ---- control connections ---------------------------------------------------------------------
 
@@ -248,10 +306,8 @@ class Server:
     def _drop_conn(self, conn: _Conn) -> None:
         fd = conn.sock.fileno()
         self._conns.pop(fd, None)
-        try:
+        with contextlib.suppress(OSError, ValueError):
             self._ep.unregister(fd)
-        except (OSError, ValueError):
-            pass
         conn.sock.close()
         for extra in conn.fds:
             _close_quietly(extra)
@@ -336,7 +392,9 @@ class Server:
                 stats = self._remove(req.link)
                 return protocol.ok(req.id, stats=stats)
             if req.op == "stats":
-                return protocol.ok(req.id, links=self.stats(), queued=len(self._heap))
+                return protocol.ok(
+                    req.id, links=self.stats(), queued=len(self._heap), lateness=self.lateness.to_dict()
+                )
             return protocol.ok(req.id, links=len(self._links))
         except Exception as exc:  # a bad request must never kill the emulator
             log.exception("request failed: %r", line[:200])
@@ -363,7 +421,12 @@ class Server:
             os.set_blocking(fd, False)
         ab = Direction(protocol.merge_params(DirParams(), req.ab), random.Random(self._rng.random()))
         ba = Direction(protocol.merge_params(DirParams(), req.ba), random.Random(self._rng.random()))
-        link = _Link(req.link, fd_a, fd_b, _Port(ab, fd_b), _Port(ba, fd_a), names)
+        self._next_pid += 2
+        link = _Link(
+            req.link, fd_a, fd_b, _Port(ab, fd_b, self._next_pid), _Port(ba, fd_a, self._next_pid + 1), names
+        )
+        self._ports[link.ab.pid] = link.ab
+        self._ports[link.ba.pid] = link.ba
         self._links[req.link] = link
         self._taps[fd_a] = link.ab
         self._taps[fd_b] = link.ba
@@ -387,12 +450,11 @@ class Server:
         link = self._links.pop(link_id)
         for fd in (link.fd_a, link.fd_b):
             self._taps.pop(fd, None)
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 self._ep.unregister(fd)
-            except (OSError, ValueError):
-                pass
             _close_quietly(fd)
-        link.ab.alive = link.ba.alive = False
+        self._ports.pop(link.ab.pid, None)
+        self._ports.pop(link.ba.pid, None)
         log.info("remove %s", link_id)
         return {"ab": link.ab.direction.counters.to_dict(), "ba": link.ba.direction.counters.to_dict()}
 
@@ -404,7 +466,5 @@ class Server:
 
 
 def _close_quietly(fd: int) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.close(fd)
-    except OSError:
-        pass

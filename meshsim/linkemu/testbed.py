@@ -7,6 +7,7 @@ Everything it creates carries the run prefix and is removed by `close()`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import subprocess
@@ -36,7 +37,7 @@ class Testbed:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, run: str | None = None, seed: int | None = None) -> None:
+    def __init__(self, run: str | None = None, seed: int | None = None, realtime: int = 0) -> None:
         self.run = run or secrets.token_hex(2)
         self.prefix = f"ms{self.run}"
         self.nodes: list[int] = []
@@ -46,7 +47,7 @@ class Testbed:
         self._dir = tempfile.mkdtemp(prefix=f"{self.prefix}-")
         self.control = os.path.join(self._dir, "linkemu.sock")
         self.log_path = os.path.join(self._dir, "linkemu.log")
-        self.emu = spawn(self.control, self.log_path, seed=seed)
+        self.emu = spawn(self.control, self.log_path, seed=seed, realtime=realtime)
         self.client = LinkEmuClient(self.control)
 
     def ns(self, n: int) -> str:
@@ -141,10 +142,8 @@ class Testbed:
         for n in self.nodes:
             subprocess.run(["ip", "netns", "del", self.ns(n)], capture_output=True)
         for name in ("linkemu.sock", "linkemu.log"):
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(self._dir, name))
-            except FileNotFoundError:
-                pass
         os.rmdir(self._dir)
 
     def __enter__(self) -> Testbed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -71,10 +72,8 @@ class TimerFd:
 
     def clear(self) -> None:
         """Consume a pending expiry so the fd stops being readable."""
-        try:
+        with contextlib.suppress(BlockingIOError):
             os.read(self.fd, 8)
-        except BlockingIOError:
-            pass
 
     def close(self) -> None:
         os.close(self.fd)

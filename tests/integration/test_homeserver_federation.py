@@ -58,7 +58,20 @@ class LineNet:
             write_hosts(ns, self.n - 1)
         for i in range(self.n - 1):
             a, b = f"{names.prefix(self.run)}v{i}a", f"{names.prefix(self.run)}v{i}b"
-            _ip("link", "add", a, "netns", self.netns[i], "type", "veth", "peer", "name", b, "netns", self.netns[i + 1])
+            _ip(
+                "link",
+                "add",
+                a,
+                "netns",
+                self.netns[i],
+                "type",
+                "veth",
+                "peer",
+                "name",
+                b,
+                "netns",
+                self.netns[i + 1],
+            )
             _ip("-n", self.netns[i], "link", "set", a, "name", f"eth{i + 1}", "up")
             _ip("-n", self.netns[i + 1], "link", "set", b, "name", f"eth{i}", "up")
         for i, ns in enumerate(self.netns):
@@ -168,7 +181,9 @@ async def test_federation_over_line(run_dir: Path, backend: str, n: int) -> None
             assert time.monotonic() - t < 30, "joined members never converged"
             await asyncio.sleep(0.2)
 
-        sent = await last.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": "hello from the end"})
+        sent = await last.room_send(
+            room_id, "m.room.message", {"msgtype": "m.text", "body": "hello from the end"}
+        )
         assert isinstance(sent, RoomSendResponse), sent
         event_id = sent.event_id
         t = time.monotonic()

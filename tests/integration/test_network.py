@@ -166,6 +166,8 @@ def test_sigkill_controller_then_clean_leaves_nothing(sim_factory, tmp_path):
     assert not [n for n in os.listdir("/run/netns") if n.startswith(f"ms{run}")]
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     assert f"ms{run}" not in links
-    assert not os.path.exists(f"/proc/{emu_pid}") or "linkemu" not in open(f"/proc/{emu_pid}/cmdline").read()
+    from meshsim.clean import cmdline
+
+    assert "linkemu" not in cmdline(emu_pid)
     assert not (sim.home / "runs" / run).exists()
     assert sim.cli("clean").returncode == 0  # twice is fine

@@ -83,16 +83,28 @@ def test_fresh_secrets_differ():
 def test_postgres_database_over_socket():
     db = build(database=PostgresDB("/run/pg", "synapse7", cp_max=2))["database"]
     assert db["name"] == "psycopg2"
-    assert db["args"] == {"user": "postgres", "dbname": "synapse7", "host": "/run/pg", "cp_min": 1, "cp_max": 2}
+    assert db["args"] == {
+        "user": "postgres",
+        "dbname": "synapse7",
+        "host": "/run/pg",
+        "cp_min": 1,
+        "cp_max": 2,
+    }
 
 
 def test_sqlite_database():
-    assert build(database=SqliteDB("/x/h.db"))["database"] == {"name": "sqlite3", "args": {"database": "/x/h.db"}}
+    assert build(database=SqliteDB("/x/h.db"))["database"] == {
+        "name": "sqlite3",
+        "args": {"database": "/x/h.db"},
+    }
 
 
 def test_telemetry_module_configured_or_absent():
     assert build()["modules"] == [
-        {"module": "meshsim.homeserver.telemetry.TelemetryModule", "config": {"socket": "/run/t.sock", "server_id": 7}}
+        {
+            "module": "meshsim.homeserver.telemetry.TelemetryModule",
+            "config": {"socket": "/run/t.sock", "server_id": 7},
+        }
     ]
     assert build(telemetry_socket=None)["modules"] == []
 

@@ -19,7 +19,9 @@ from meshsim.homeserver.telemetry_sink import TelemetrySink, validate
 ROOM = "!r:synapse0"
 
 
-def ev(sender: str, etype: str = "m.room.message", state_key: str | None = None, membership: str | None = None):
+def ev(
+    sender: str, etype: str = "m.room.message", state_key: str | None = None, membership: str | None = None
+):
     d: dict[str, Any] = {
         "event_id": f"$e{abs(hash((sender, etype, state_key)))}:{sender.split(':')[1]}",
         "room_id": ROOM,

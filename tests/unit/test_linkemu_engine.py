@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from meshsim.linkemu.engine import MTU_FRAME, DirParams, Direction, default_queue_bytes
+from meshsim.linkemu.engine import MTU_FRAME, Direction, DirParams, default_queue_bytes
 
 
 def make(seed: int = 1, **params) -> Direction:

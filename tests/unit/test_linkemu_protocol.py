@@ -74,7 +74,11 @@ def test_simple_messages_and_responses() -> None:
     assert protocol.parse_request(protocol.encode(protocol.simple_msg(4, "stats"))).op == "stats"
     with pytest.raises(protocol.ProtocolError):
         protocol.simple_msg(4, "add")
-    assert protocol.parse_response(protocol.encode(protocol.ok(3, links={}))) == {"id": 3, "ok": True, "links": {}}
+    assert protocol.parse_response(protocol.encode(protocol.ok(3, links={}))) == {
+        "id": 3,
+        "ok": True,
+        "links": {},
+    }
     assert protocol.parse_response(protocol.encode(protocol.error(3, "no")))["error"] == "no"
     with pytest.raises(protocol.ProtocolError):
         protocol.parse_response(b'{"id": 3}')
