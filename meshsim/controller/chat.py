@@ -53,7 +53,9 @@ class ChatRoom:
             alias = f"#{ROOM_ALIAS}:{names.server_name(sid)}"
             resolved = await c.room_resolve_alias(alias)
             if isinstance(resolved, RoomResolveAliasError):
-                created = await c.room_create(alias=ROOM_ALIAS, name="meshsim demo", preset=RoomPreset.public_chat)
+                created = await c.room_create(
+                    alias=ROOM_ALIAS, name="meshsim demo", preset=RoomPreset.public_chat
+                )
                 if isinstance(created, RoomCreateError):
                     raise Conflict(f"synapse{sid}: cannot create the demo room: {created.message}")
                 self.room_id = created.room_id

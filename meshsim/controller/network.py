@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..kernel import cmds, names, nsexec
+from ..kernel.netlink import NsRoutes
 from ..kernel.runner import Runner
 from ..kernel.tap import open_tap
 from ..linkemu.client import LinkEmuClient
@@ -51,12 +52,22 @@ class TapPair:
 
 
 @dataclass
+class NodeWork:
+    """What one apply does inside one node: links to bring up, route changes, links to retire."""
+
+    link_up: list[int] = field(default_factory=list)
+    routes: dict[int, int | None] = field(default_factory=dict)
+    retire: list[int] = field(default_factory=list)
+
+
+@dataclass
 class Network:
     run: str
     runner: Runner
     emu: LinkEmuClient
     nodes: set[int] = field(default_factory=set)
     links: dict[Pair, TapPair] = field(default_factory=dict)
+    nl: dict[int, NsRoutes] = field(default_factory=dict)
     _seq: int = 0
     _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(4, "ipbatch"))
     _reaper: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "tapreaper"))
@@ -67,12 +78,11 @@ class Network:
 
     # -- the one entry point -------------------------------------------------
     def apply(self, diff: TopoDiff) -> None:
-        """Apply a diff with one root `ip -batch` and one batch per touched node (run in parallel)."""
-        per_node: dict[int, list[str]] = defaultdict(list)
+        """Apply a diff: TAPs in the emulator, then per touched node one pass over its netlink socket."""
+        work: dict[int, NodeWork] = defaultdict(NodeWork)
         gone = set(diff.servers_removed)
-        for node in self._create_namespaces(diff.servers_added):
-            per_node[node] += cmds.node_init(node)
-        self._add_links(sorted(diff.links_added.items()), per_node)
+        self._create_namespaces(diff.servers_added)
+        self._add_links(sorted(diff.links_added.items()), work)
         for pair, params in sorted(diff.links_changed.items()):
             self.change_link(pair, params)
         for pair in diff.links_cut:
@@ -81,7 +91,7 @@ class Network:
             self.set_link_up(pair, True)
         for node, changes in diff.routes_changed.items():
             if node not in gone and node in self.nodes and changes:
-                per_node[node] += cmds.route_lines(node, changes)
+                work[node].routes.update(changes)
         retire: list[TapPair] = []
         with_nodes: list[TapPair] = []
         for pair in sorted(diff.links_removed):
@@ -92,9 +102,9 @@ class Network:
                 with_nodes.append(tp)
                 continue
             for node, peer in (pair, pair[::-1]):
-                per_node[node].append(cmds.retire_iface(peer, self._next_seq()))
+                work[node].retire.append(peer)
             retire.append(tp)
-        self._run_node_batches(per_node)
+        self._run_node_work(work)
         self.remove_nodes(sorted(gone))
         for tp in with_nodes:
             _close_pair(tp)
@@ -102,12 +112,36 @@ class Network:
             # Destroying a TAP waits for an RCU grace period (~20 ms each): do it off the change path.
             self._reaper.submit(lambda tps=retire: [_close_pair(tp) for tp in tps])
 
-    def _run_node_batches(self, per_node: dict[int, list[str]]) -> None:
-        jobs = [(n, lines) for n, lines in sorted(per_node.items()) if lines and n in self.nodes]
-        futures = [self._pool.submit(self.runner.batch, lines, netns=self.netns(n)) for n, lines in jobs]
-        errors = [f.exception() for f in futures if f.exception() is not None]
+    def _run_node_work(self, work: dict[int, NodeWork]) -> None:
+        errors: list[Exception] = []
+        for node, w in sorted(work.items()):
+            nl = self.nl.get(node)
+            if nl is None:
+                continue
+            try:
+                self._do_node_work(node, nl, w)
+            except Exception as exc:  # keep going: every other node still gets its changes
+                errors.append(exc)
         if errors:
-            raise errors[0]  # type: ignore[misc]
+            raise errors[0]
+
+    def _do_node_work(self, node: int, nl: NsRoutes, w: NodeWork) -> None:
+        for peer in w.link_up:
+            ifname = names.peer_ifname(peer)
+            nl.set_link(ifname, up=True, mac=names.mac(node, peer), mtu=1500, group=cmds.LINK_GROUP)
+            nl.neigh_replace(names.address(peer), names.mac(peer, node), ifname)
+        src = names.address(node)
+        replace = [
+            (names.address(d), names.address(h), names.peer_ifname(h), src)
+            for d, h in sorted(w.routes.items())
+            if h is not None
+        ]
+        delete = [names.address(d) for d, h in sorted(w.routes.items()) if h is None]
+        errors = nl.apply(replace, delete)
+        if errors:
+            raise errors[0]
+        for peer in w.retire:
+            nl.set_link(names.peer_ifname(peer), up=False, name=f"old{self._next_seq()}")
 
     # -- nodes ----------------------------------------------------------------
     def _create_namespaces(self, ids: list[int]) -> list[int]:
@@ -116,12 +150,20 @@ class Network:
             return []
         self.runner.batch([cmds.netns_add(self.netns(i)) for i in ids])
         self.nodes.update(ids)
-        list(self._pool.map(lambda i: nsexec.write_sysctls(self.netns(i), cmds.NODE_SYSCTLS), ids))
+        for node, nl in zip(ids, self._pool.map(self._init_node, ids), strict=True):
+            self.nl[node] = nl
         return ids
 
+    def _init_node(self, node: int) -> NsRoutes:
+        ns = self.netns(node)
+        nsexec.write_sysctls(ns, cmds.NODE_SYSCTLS)
+        nl = NsRoutes(ns)
+        nl.set_link("lo", up=True)
+        nl.addr_replace(names.address(node), 32, "lo")
+        return nl
+
     def add_nodes(self, ids: list[int]) -> None:
-        per_node = {i: cmds.node_init(i) for i in self._create_namespaces(ids)}
-        self._run_node_batches(per_node)
+        self._create_namespaces(ids)
 
     def remove_nodes(self, ids: list[int]) -> None:
         ids = [i for i in ids if i in self.nodes]
@@ -136,6 +178,10 @@ class Network:
                 ids,
             )
         )
+        for i in ids:
+            nl = self.nl.pop(i, None)
+            if nl is not None:
+                nl.close()  # an open socket would keep the namespace alive
         if ids:
             self.runner.batch([cmds.netns_del(self.netns(i)) for i in ids])
         for i in ids:
@@ -143,7 +189,7 @@ class Network:
             shutil.rmtree(Path("/etc/netns") / self.netns(i), ignore_errors=True)
 
     # -- links ----------------------------------------------------------------
-    def _add_links(self, links: list[tuple[Pair, LinkParams]], per_node: dict[int, list[str]]) -> None:
+    def _add_links(self, links: list[tuple[Pair, LinkParams]], work: dict[int, NodeWork]) -> None:
         """Create each TAP directly inside its node (moving a device costs an RCU grace period)."""
         want: dict[int, list[int]] = defaultdict(list)
         todo: list[tuple[Pair, LinkParams]] = []
@@ -162,8 +208,8 @@ class Network:
                 a, b = pair
                 p = emu_params(params)
                 self.emu.add(names.link_id(a, b), fds[(a, b)], fds[(b, a)], p, p)
-                per_node[a] += cmds.link_end_up(a, b)
-                per_node[b] += cmds.link_end_up(b, a)
+                work[a].link_up.append(b)
+                work[b].link_up.append(a)
                 self.links[pair] = TapPair(fds.pop((a, b)), fds.pop((b, a)), params)
         except BaseException:
             for fd in fds.values():
@@ -188,9 +234,9 @@ class Network:
         return nsexec.in_netns(self.netns(node), open_all)
 
     def add_link(self, pair: Pair, params: LinkParams) -> None:
-        per_node: dict[int, list[str]] = defaultdict(list)
-        self._add_links([(pair, params)], per_node)
-        self._run_node_batches(per_node)
+        work: dict[int, NodeWork] = defaultdict(NodeWork)
+        self._add_links([(pair, params)], work)
+        self._run_node_work(work)
 
     def change_link(self, pair: Pair, params: LinkParams) -> None:
         tp = self.links[pair]
@@ -233,15 +279,9 @@ class Network:
     # -- routes ---------------------------------------------------------------
     def kernel_routes(self, node: int) -> dict[int, int]:
         """Read node's mesh routes back from the kernel: {dst: nexthop}."""
-        res = self.runner.run(["ip", "-n", self.netns(node), "-j", "route", "show"])
-        import json
-
         out: dict[int, int] = {}
-        for r in json.loads(res.out or "[]"):
-            dst, gw = r.get("dst"), r.get("gateway")
-            if not dst or not gw:
-                continue
-            d, g = names.node_of_address(dst.split("/")[0]), names.node_of_address(gw)
+        for dst, gw in self.nl[node].routes().items():
+            d, g = names.node_of_address(dst), names.node_of_address(gw)
             if d is not None and g is not None:
                 out[d] = g
         return out

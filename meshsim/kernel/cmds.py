@@ -27,23 +27,7 @@ def node_init(node: int) -> list[str]:
     return ["link set dev lo up", f"addr add {names.address(node)}/32 dev lo"]
 
 
-def tap_move(tmp: str, ns: str, node: int, peer: int) -> str:
-    """Root namespace: move a TAP into `ns` and rename it after the peer it leads to."""
-    return f"link set dev {tmp} netns {ns} name {names.peer_ifname(peer)}"
 
-
-def link_end_up(node: int, peer: int) -> list[str]:
-    """Inside `node`: bring up the interface to `peer` with a static neighbour entry (no ARP on links)."""
-    ifname = names.peer_ifname(peer)
-    return [
-        f"link set dev {ifname} address {names.mac(node, peer)} mtu 1500 group {LINK_GROUP} up",
-        f"neigh replace {names.address(peer)} lladdr {names.mac(peer, node)} dev {ifname} nud permanent",
-    ]
-
-
-def retire_iface(peer: int, seq: int) -> str:
-    """Take a removed link's interface down and out of the way of a new link to the same peer."""
-    return f"link set dev {names.peer_ifname(peer)} down name old{seq}"
 
 
 def route_replace(node: int, dst: int, nexthop: int) -> str:

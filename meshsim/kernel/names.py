@@ -58,13 +58,6 @@ def peer_ifname(peer: int) -> str:
     return f"eth{_check_node(peer)}"
 
 
-def tap_tmpname(run: str, seq: int) -> str:
-    """Root-namespace name of a TAP before it moves into its node (unique within the run)."""
-    name = f"{prefix(run)}t{seq}"
-    if len(name) > IFNAMSIZ:
-        raise ValueError(f"interface name {name!r} is longer than {IFNAMSIZ}")
-    return name
-
 
 def mac(node: int, peer: int) -> str:
     """A stable locally administered MAC for node's interface towards peer."""

@@ -57,7 +57,7 @@ RTN_UNICAST = 1
 RTNH_F_ONLINK = 4
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PREFSRC, RTA_TABLE = 1, 4, 5, 7, 15
 
-IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU = 1, 3, 4
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_GROUP = 1, 3, 4, 27
 IFF_UP = 1
 IFA_ADDRESS, IFA_LOCAL = 1, 2
 NDA_DST, NDA_LLADDR = 1, 2
@@ -133,13 +133,25 @@ def route_del_msg(seq: int, dst: str) -> bytes:
     )  # fmt: skip
 
 
-def link_set_msg(seq: int, index: int, up: bool | None, mac: str | None, mtu: int | None) -> bytes:
-    """RTM_NEWLINK on an existing link, as `ip link set dev X [address MAC] [mtu N] [up|down]`."""
+def link_set_msg(
+    seq: int,
+    index: int,
+    up: bool | None,
+    mac: str | None,
+    mtu: int | None,
+    group: int | None = None,
+    name: str | None = None,
+) -> bytes:
+    """RTM_NEWLINK on an existing link, as `ip link set dev X [address MAC] [mtu N] [group G] [name N] [up|down]`."""
     body = _IFINFO.pack(socket.AF_UNSPEC, 0, index, IFF_UP if up else 0, IFF_UP if up is not None else 0)
     if mac is not None:
         body += rta(IFLA_ADDRESS, parse_mac(mac))
     if mtu is not None:
         body += rta(IFLA_MTU, struct.pack("=I", mtu))
+    if group is not None:
+        body += rta(IFLA_GROUP, struct.pack("=I", group))
+    if name is not None:
+        body += rta(IFLA_IFNAME, name.encode() + b"\0")
     return nlmsg(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK, seq, body)
 
 
@@ -330,16 +342,26 @@ class NsRoutes:
         return out
 
     def set_link(
-        self, ifname: str, up: bool | None = None, mac: str | None = None, mtu: int | None = None
+        self,
+        ifname: str,
+        up: bool | None = None,
+        mac: str | None = None,
+        mtu: int | None = None,
+        group: int | None = None,
+        name: str | None = None,
     ) -> None:
-        """`ip link set dev IFNAME [address MAC] [mtu MTU] [up|down]`; NetlinkError on failure."""
+        """`ip link set dev IFNAME [address MAC] [mtu MTU] [group G] [name NEW] [up|down]`."""
         words = [f"link set dev {ifname}"]
         words += [f"address {mac}"] if mac is not None else []
         words += [f"mtu {mtu}"] if mtu is not None else []
+        words += [f"group {group}"] if group is not None else []
+        words += [f"name {name}"] if name is not None else []
         words += [] if up is None else ["up" if up else "down"]
         with self._lock:
             index = self._ifindex(ifname)
-            self._one(link_set_msg(self._next(), index, up, mac, mtu), " ".join(words))
+            self._one(link_set_msg(self._next(), index, up, mac, mtu, group, name), " ".join(words))
+            if name is not None:
+                self._links.pop(ifname, None)
 
     def neigh_replace(self, ip: str, mac: str, ifname: str) -> None:
         """`ip neigh replace IP lladdr MAC dev IFNAME nud permanent`; NetlinkError on failure."""
