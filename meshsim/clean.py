@@ -95,15 +95,19 @@ def clean_run(rd: RunDir, *, keep_dir: bool = False) -> list[str]:
     pid = controller_alive(rd)
     if pid and stop_pid(pid, "meshsim", grace=15.0):
         done.append(f"controller pid {pid}")
-    for name, pid in rd.recorded_pids().items():
-        if stop_pid(pid, "linkemu" if name == "linkemu" else ""):
-            done.append(f"{name} pid {pid}")
-    done += _stop_postgres(rd.path / "pg" / "data")
+    pids = rd.recorded_pids()
+    if "linkemu" in pids and stop_pid(pids["linkemu"], "linkemu"):
+        done.append(f"linkemu pid {pids['linkemu']}")
+    # Homeservers first (they live in the namespaces), then PostgreSQL with nobody connected.
     for ns in run_namespaces(rd.run):
-        kill_netns_processes(ns, grace=1.0)
+        kill_netns_processes(ns, grace=3.0)
         subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
         shutil.rmtree(Path("/etc/netns") / ns, ignore_errors=True)
         done.append(f"netns {ns}")
+    for name, pid in pids.items():
+        if name.startswith("synapse") and stop_pid(pid, "synapse"):
+            done.append(f"{name} pid {pid}")
+    done += _stop_postgres(rd.path / "pg" / "data")
     for ifname in root_interfaces(rd.run):
         subprocess.run(["ip", "link", "del", ifname], capture_output=True, check=False)
         done.append(f"interface {ifname}")
@@ -125,8 +129,8 @@ def _stop_postgres(data_dir: Path) -> list[str]:
         pid = int(pidfile.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return []
-    # SIGQUIT is PostgreSQL's immediate shutdown.
-    if stop_pid(pid, "postgres", grace=10.0, sig=signal.SIGQUIT):
+    # SIGINT is PostgreSQL's fast shutdown: clients go, a checkpoint makes every commit durable.
+    if stop_pid(pid, "postgres", grace=20.0, sig=signal.SIGINT):
         return [f"postgres pid {pid}"]
     return []
 

@@ -90,6 +90,16 @@ class RunDir:
         except (OSError, ValueError):
             return None
 
+    def record_options(self, **opts: Any) -> None:
+        """The run's options (database, default kind, client ports): a resume keeps them."""
+        write_json_atomic(self.path / "run.json", opts)
+
+    def options(self) -> dict[str, Any]:
+        try:
+            return json.loads((self.path / "run.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
     def record_pid(self, name: str, pid: int) -> None:
         """Remember a helper process (emulator, postgres, ...) so clean can stop it after a crash."""
         pids = self.path / "pids"

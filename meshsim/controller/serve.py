@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
+import json
 import logging
+import os
 import secrets
 import signal
+import socket
 import sys
 from typing import Any
 
@@ -33,44 +36,93 @@ def serve(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        rd, options, token, topology = prepare(args)
+    except StartError as exc:
+        print(f"meshsim: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return asyncio.run(_main(rd, options, token, topology))
+    finally:
+        # Runtime goes (namespaces, processes, sockets); the state and homeserver data stay for --resume.
+        clean_run(rd, keep_dir=True)
+
+
+class StartError(Exception):
+    pass
+
+
+def prepare(args: argparse.Namespace) -> tuple[RunDir, Options, str | None, Any]:
+    """Check everything before anything is created; pick a fresh run, or the last one to resume."""
+    from ..topo import TopoError, Topology, files
+
+    if os.geteuid() != 0:
+        raise StartError("meshsim up needs root (it creates network namespaces)")
     root = state_root()
     for rd in RunDir.all(root):
         pid = controller_alive(rd)
         if pid:
-            print(
-                f"meshsim: a controller is already running (pid {pid}, run {rd.run}); `meshsim down` first",
-                file=sys.stderr,
+            raise StartError(
+                f"a controller is already running (pid {pid}, run {rd.run}); `meshsim down` first"
             )
-            return 1
-    leftovers = [rd for rd in RunDir.all(root) if rd.path.exists()]
-    for rd in leftovers:
-        done = clean_run(rd)
+    _check_port(args.host, args.port)
+    for rd in RunDir.all(root):
+        done = clean_run(rd, keep_dir=True)
         if done:
             print(f"cleaned {len(done)} leftover item(s) of run {rd.run}")
-    token = args.token
-    if not is_loopback(args.host) and not token:
-        token = secrets.token_urlsafe(24)
+    resumable = sorted(
+        (rd for rd in RunDir.all(root) if rd.state_file.exists()), key=lambda r: r.state_file.stat().st_mtime
+    )
     topology = None
+    if args.topology and args.resume:
+        raise StartError("give --topology or --resume, not both")
     if args.topology:
-        from ..topo import TopoError, files
-
         try:
             topology = files.load(args.topology)
         except (TopoError, OSError) as exc:
-            print(f"meshsim: {exc}", file=sys.stderr)
-            return 1
-    options = Options(
-        default_kind=args.kind,
-        db=args.db,
-        client_port_base=args.client_port_base,
-        host=args.host,
-        port=args.port,
-    )
-    rd = RunDir.create(root)
+            raise StartError(str(exc)) from exc
+    db, kind, base = args.db, args.kind, args.client_port_base
+    if args.resume:
+        if not resumable:
+            raise StartError(f"nothing to resume under {root}")
+        rd = resumable[-1]
+        try:
+            topology = Topology.from_dict(json.loads(rd.state_file.read_text()))
+        except (TopoError, ValueError, OSError) as exc:
+            raise StartError(f"{rd.state_file}: {exc}") from exc
+        saved = rd.options()
+        db, kind, base = saved.get("db", db), saved.get("kind", kind), saved.get("client_port_base", base)
+        print(f"resuming run {rd.run}: {len(topology.servers)} server(s), database {db}")
+    else:
+        if resumable:
+            last = resumable[-1]
+            n = len(json.loads(last.state_file.read_text()).get("servers", []))
+            print(
+                f"note: run {last.run} left a saved topology ({n} server(s)); `meshsim up --resume` brings it back"
+            )
+        rd = RunDir.create(root)
+    token = args.token
+    if not is_loopback(args.host) and not token:
+        token = secrets.token_urlsafe(24)
+    options = Options(default_kind=kind, db=db, client_port_base=base, host=args.host, port=args.port)
+    rd.record_options(db=db, kind=kind, client_port_base=base)
+    return rd, options, token, topology
+
+
+def _check_port(host: str, port: int) -> None:
+    if not 1 <= port <= 65535:
+        raise StartError(f"port must be 1..65535, got {port}")
     try:
-        return asyncio.run(_main(rd, options, token, topology))
-    finally:
-        clean_run(rd)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise StartError(f"cannot bind {host}: {exc}") from exc
+    family, _, _, _, addr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(addr)
+        except OSError as exc:
+            raise StartError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
 
 
 async def _main(rd: RunDir, options: Options, token: str | None, topology: Any) -> int:

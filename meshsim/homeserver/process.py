@@ -28,7 +28,7 @@ import httpx
 import yaml
 from signedjson.key import generate_signing_key, write_signing_keys
 
-from meshsim.homeserver import _run
+from meshsim.homeserver import _run, ksm
 from meshsim.homeserver.certs import CertificateAuthority
 from meshsim.homeserver.config import (
     PostgresDB,
@@ -64,6 +64,7 @@ class SynapseSpec:
     presence: bool = False
     cache_factor: float = 0.5
     cp_max: int = 3
+    ksm: str = field(default_factory=ksm.mode_from_env)  # memory merging: see meshsim.homeserver.ksm
     extra_config: dict[str, Any] = field(default_factory=dict)  # merged over the generated yaml
 
     @property
@@ -160,10 +161,8 @@ class SynapseServer:
     # -- process -------------------------------------------------------------------------------
 
     def argv(self) -> list[str]:
-        return [
-            "ip", "netns", "exec", self.spec.netns,
-            self.spec.python, "-m", "synapse.app.homeserver", "-c", str(self.paths.config),
-        ]  # fmt: skip
+        synapse = ["synapse.app.homeserver", "-c", str(self.paths.config)]
+        return ["ip", "netns", "exec", self.spec.netns, *ksm.wrap_argv(self.spec.ksm, self.spec.python, synapse)]
 
     @property
     def pid(self) -> int | None:
