@@ -23,6 +23,25 @@ from .kernel.names import address
 MESHSIM = str(Path(sys.executable).with_name("meshsim"))
 
 
+def free_port_base(count: int) -> int:
+    """A base port B with B..B+count-1 free, below the kernel's ephemeral range (32768+)."""
+    for _ in range(200):
+        base = random.randrange(20000, 32768 - count, 100)
+        socks: list[socket.socket] = []
+        try:
+            for p in range(base, base + count):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free range of client ports")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -35,7 +54,7 @@ class Sim:
     def __init__(self, home: Path, *args: str, kind: str = "router", port: int | None = None) -> None:
         self.home = home
         self.port = port or free_port()
-        self.client_port_base = random.randrange(20000, 60000, 1000)
+        self.client_port_base = free_port_base(64)
         self.env = {**os.environ, "MESHSIM_HOME": str(home)}
         self.log = home / "controller.log"
         home.mkdir(parents=True, exist_ok=True)

@@ -201,8 +201,13 @@ def create_app(ctl: Controller, *, token: str | None = None, web_dir: Path = WEB
         reader = asyncio.get_running_loop().create_task(_drain(sock))
         try:
             await sock.send_json(snap)
-            while not reader.done():
-                msg = await sub.get()
+            while True:
+                getter = asyncio.ensure_future(sub.get())
+                done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if reader in done:  # the page went away
+                    getter.cancel()
+                    return
+                msg = getter.result()
                 if msg is None:
                     await sock.close(code=4000, reason="too slow: reconnect for a fresh snapshot")
                     return

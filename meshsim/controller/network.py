@@ -100,6 +100,11 @@ class Network:
                 continue
             if gone & set(pair):
                 with_nodes.append(tp)
+                # Retire the survivor's end too: its netlink socket caches the interface index by
+                # name, and a later link to a re-added server would otherwise hit the stale one.
+                for node, peer in (pair, pair[::-1]):
+                    if node not in gone:
+                        work[node].retire.append(peer)
                 continue
             for node, peer in (pair, pair[::-1]):
                 work[node].retire.append(peer)

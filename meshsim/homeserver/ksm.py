@@ -109,7 +109,11 @@ class KsmScanner:
     SETTINGS = ("run", "pages_to_scan", "sleep_millisecs")
 
     def __init__(self, pages_to_scan: int = 1000, sleep_millisecs: int = 20) -> None:
-        self.wanted = {"pages_to_scan": str(pages_to_scan), "sleep_millisecs": str(sleep_millisecs), "run": "1"}
+        self.wanted = {
+            "pages_to_scan": str(pages_to_scan),
+            "sleep_millisecs": str(sleep_millisecs),
+            "run": "1",
+        }
         self._saved: dict[str, str] = {}
 
     def __enter__(self) -> KsmScanner:
@@ -119,6 +123,11 @@ class KsmScanner:
         for name, value in self.wanted.items():
             (KSM_SYSFS / name).write_text(value)
         return self
+
+    def set_rate(self, pages_to_scan: int, sleep_millisecs: int) -> None:
+        """Change the scan rate while active (e.g. slow down once merging has converged)."""
+        (KSM_SYSFS / "pages_to_scan").write_text(str(pages_to_scan))
+        (KSM_SYSFS / "sleep_millisecs").write_text(str(sleep_millisecs))
 
     def __exit__(self, *exc: object) -> None:
         # `run` last: an old value of 0 stops ksmd but keeps merged pages (2 would unmerge them all)

@@ -162,7 +162,13 @@ class SynapseServer:
 
     def argv(self) -> list[str]:
         synapse = ["synapse.app.homeserver", "-c", str(self.paths.config)]
-        return ["ip", "netns", "exec", self.spec.netns, *ksm.wrap_argv(self.spec.ksm, self.spec.python, synapse)]
+        return [
+            "ip",
+            "netns",
+            "exec",
+            self.spec.netns,
+            *ksm.wrap_argv(self.spec.ksm, self.spec.python, synapse),
+        ]
 
     @property
     def pid(self) -> int | None:

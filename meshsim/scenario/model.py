@@ -142,7 +142,9 @@ def _generate(g: dict[str, Any], kind: str, seed: int) -> Topology:
         return generators.line(g["n"], kind=kind, **opt)
     if t == "ring":
         return generators.ring(g["n"], kind=kind, **opt)
-    return generators.random_geometric(g["n"], seed=g.get("seed", seed), kind=kind, defaults=Defaults(), **opt)
+    return generators.random_geometric(
+        g["n"], seed=g.get("seed", seed), kind=kind, defaults=Defaults(), **opt
+    )
 
 
 def _step(src: Source, i: int, raw: dict[str, Any]) -> Step:
@@ -217,9 +219,13 @@ def check(scn: Scenario, src: Source) -> None:
                 bad(i, (a, "link"), "a link joins two different servers")
             elif missing:
                 bad(i, (a, "link"), f"no server {missing[0]} (servers: {_ranges(ids)})")
-            elif a in ("pin", "cut") and x in topo.servers and y in topo.servers:
-                if (min(x, y), max(x, y)) not in links:
-                    bad(i, (a, "link"), f"servers {x} and {y} are not linked in the initial topology")
+            elif (
+                a in ("pin", "cut")
+                and x in topo.servers
+                and y in topo.servers
+                and (min(x, y), max(x, y)) not in links
+            ):
+                bad(i, (a, "link"), f"servers {x} and {y} are not linked in the initial topology")
         if a == "traffic":
             for key in ("from", "to"):
                 if args[key] not in ids:
@@ -244,4 +250,3 @@ def _ranges(ids: list[int]) -> str:
         if x is not None:
             start = prev = x
     return ", ".join(out)
-

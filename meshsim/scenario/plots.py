@@ -48,7 +48,13 @@ def cdf(rep: dict[str, Any]) -> Any:
         total = expected.get(sid) or 1
         xs = sorted(ds)
         ys = [(i + 1) / total for i in range(len(xs))]
-        ax.step([0.0, *xs], [0.0, *ys], where="post", lw=0.8 if many else 1.5, label=None if many else f"server {sid}")
+        ax.step(
+            [0.0, *xs],
+            [0.0, *ys],
+            where="post",
+            lw=0.8 if many else 1.5,
+            label=None if many else f"server {sid}",
+        )
     if delays and not many:
         ax.legend(loc="lower right", fontsize="small")
     ax.set_xlabel("delay from send to arrival (s)")
@@ -83,7 +89,15 @@ def throughput(rep: dict[str, Any]) -> Any:
         ax.legend(loc="upper right", fontsize="small", ncol=2)
     for s in rep["steps"]:
         ax.axvline(s["t_start"], color="grey", ls=":", lw=0.8)
-        ax.text(s["t_start"], 1.0, f" {s['index']}", transform=ax.get_xaxis_transform(), fontsize=7, va="top", color="grey")
+        ax.text(
+            s["t_start"],
+            1.0,
+            f" {s['index']}",
+            transform=ax.get_xaxis_transform(),
+            fontsize=7,
+            va="top",
+            color="grey",
+        )
     ax.set_xlabel("time since the first step (s); dotted: step starts")
     ax.set_ylabel("throughput (kbit/s)")
     ax.set_title(f"link throughput (busiest {len(busiest)} links)")
@@ -112,7 +126,9 @@ def topology(rep: dict[str, Any]) -> Any:
             continue
         width = 0.6 + 3.0 * math.log1p(lk["bandwidth"]) / math.log1p(max_bw)
         color = "red" if lk["cut"] else ("darkorange" if lk["loss"] > 0 else "steelblue")
-        ax.plot([p["x"], q["x"]], [p["y"], q["y"]], color=color, lw=width, ls="--" if lk["cut"] else "-", zorder=1)
+        ax.plot(
+            [p["x"], q["x"]], [p["y"], q["y"]], color=color, lw=width, ls="--" if lk["cut"] else "-", zorder=1
+        )
         if len(links) <= 40:
             label = f"{lk['latency']:.0f} ms\n{_kbit(lk['bandwidth'])}"
             if lk["loss"]:

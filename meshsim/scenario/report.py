@@ -185,7 +185,12 @@ def build(o: Outcome) -> dict[str, Any]:
         },
         "delivery": deliv,
         "rooms": {
-            r.name: {"room_id": r.room_id, "alias": r.alias, "creator": r.creator, "members": sorted(r.members)}
+            r.name: {
+                "room_id": r.room_id,
+                "alias": r.alias,
+                "creator": r.creator,
+                "members": sorted(r.members),
+            }
             for r in o.rooms.values()
         },
         "steps": o.steps,
@@ -220,7 +225,18 @@ def write(o: Outcome) -> dict[str, Any]:
             )  # fmt: skip
     _write_csv(
         out / "messages.csv",
-        ["index", "event_id", "room", "origin", "step", "server", "sent_t", "received_t", "delay_ms", "error"],
+        [
+            "index",
+            "event_id",
+            "room",
+            "origin",
+            "step",
+            "server",
+            "sent_t",
+            "received_t",
+            "delay_ms",
+            "error",
+        ],
         rows,
     )
     rows = [
@@ -229,7 +245,11 @@ def write(o: Outcome) -> dict[str, Any]:
         for d, series in dirs.items()
         for r in series
     ]
-    _write_csv(out / "link_stats.csv", ["t", "a", "b", "dir", "bytes", "packets", "drops", "bits_per_s", "packets_per_s"], rows)
+    _write_csv(
+        out / "link_stats.csv",
+        ["t", "a", "b", "dir", "bytes", "packets", "drops", "bits_per_s", "packets_per_s"],
+        rows,
+    )
     _write_csv(
         out / "state_changes.csv",
         ["t", "server", "state", "reason"],
@@ -238,7 +258,10 @@ def write(o: Outcome) -> dict[str, Any]:
     _write_csv(
         out / "steps.csv",
         ["index", "action", "title", "line", "t_start", "t_end", "ok", "error"],
-        [[s.get(k) for k in ("index", "action", "title", "line", "t_start", "t_end", "ok", "error")] for s in rep["steps"]],
+        [
+            [s.get(k) for k in ("index", "action", "title", "line", "t_start", "t_end", "ok", "error")]
+            for s in rep["steps"]
+        ],
     )
     files.update(
         {"messages": "messages.csv", "link_stats": "link_stats.csv", "state_changes": "state_changes.csv",
@@ -256,7 +279,9 @@ def summary_line(o: Outcome) -> str:
     try:
         rep = json.loads((o.out / "report.json").read_text())
         d = rep["delivery"]
-        deliv = f", delivery {d['ratio'] * 100:.1f}% ({d['delivered']}/{d['expected']})" if d["expected"] else ""
+        deliv = (
+            f", delivery {d['ratio'] * 100:.1f}% ({d['delivered']}/{d['expected']})" if d["expected"] else ""
+        )
     except (OSError, ValueError, KeyError, TypeError):
         deliv = ""
     msg = f", {c['sent']}/{c['messages']} messages sent{deliv}" if c["messages"] else ""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import shutil
@@ -16,9 +17,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
 import httpx
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from ..harness import Sim
 from . import report
@@ -31,19 +40,17 @@ from .steps import Steps
 
 def run_cli(args: argparse.Namespace) -> int:
     """Entry point of `meshsim run`; returns the exit status."""
-    err = Console(stderr=True)
     try:
         scn = load(args.scenario)
     except ScenarioError as exc:
-        err.print(f"[red]meshsim run: bad scenario[/red]\n{exc}", highlight=False)
+        print(f"meshsim run: bad scenario\n{exc}", file=sys.stderr)
         return 2
     if os.geteuid() != 0:
-        err.print("meshsim run: needs root (network namespaces)")
+        print("meshsim run: needs root (it creates network namespaces)", file=sys.stderr)
         return 1
     out = Path(args.out)
-    outcome = run(scn, out, db=getattr(args, "db", "postgres"), console=err)
-    summary = report.summary_line(outcome)
-    err.print(summary, highlight=False)
+    outcome = run(scn, out, db=getattr(args, "db", "postgres"), console=Console(stderr=True))
+    print(report.summary_line(outcome), file=sys.stderr)
     return {"ok": 0, "interrupted": 130}.get(outcome.result, 1)
 
 
@@ -166,14 +173,10 @@ async def _shutdown(
     """Stop everything this run started, even after an error or Ctrl-C."""
     if ctx is not None:
         for coro in (ctx.cancel_background(), ctx.backfill(), ctx.final_topology()):
-            try:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(coro, 30)
-            except (Exception, asyncio.CancelledError):
-                pass
-        try:
+        with contextlib.suppress(Exception, asyncio.CancelledError):
             await ctx.close()
-        except (Exception, asyncio.CancelledError):
-            pass
     if recorder is not None:
         await recorder.stop()
     record.close()
@@ -185,4 +188,3 @@ async def _shutdown(
         if sim.log.exists():
             shutil.copy(sim.log, outcome.out / "controller.log")
     shutil.rmtree(home, ignore_errors=True)
-

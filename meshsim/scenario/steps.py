@@ -26,7 +26,13 @@ class Steps:
     """Runs steps against one controller; keeps rooms, messages and partitions."""
 
     def __init__(
-        self, scn: Scenario, outcome: Outcome, http: httpx.AsyncClient, record: Record, progress: Progress, sim: Sim
+        self,
+        scn: Scenario,
+        outcome: Outcome,
+        http: httpx.AsyncClient,
+        record: Record,
+        progress: Progress,
+        sim: Sim,
     ) -> None:
         self.scn, self.outcome, self.http, self.record, self.progress, self.sim = (
             scn,
@@ -258,7 +264,9 @@ class Steps:
         return await self._power("restart", a)
 
     async def do_add_server(self, step: Step, a: dict[str, Any]) -> dict[str, Any]:
-        s = await self.api("POST", "/api/servers", {"x": a["x"], "y": a["y"], "kind": a.get("kind", self.scn.kind)})
+        s = await self.api(
+            "POST", "/api/servers", {"x": a["x"], "y": a["y"], "kind": a.get("kind", self.scn.kind)}
+        )
         await self.wait_up(self.scn.boot_timeout, [s["id"]])
         return {"server": s["id"]}
 

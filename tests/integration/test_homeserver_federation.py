@@ -21,18 +21,35 @@ from typing import Any
 
 import pytest
 
+from meshsim.homeserver.client_proxy import ClientProxy
 from meshsim.homeserver.fleet import HomeserverFleet
 from meshsim.homeserver.netns_files import remove_netns_etc, write_hosts
-from meshsim.homeserver.process import BootLimiter
+from meshsim.homeserver.process import BootLimiter, SynapseServer
 from meshsim.homeserver.telemetry_sink import TelemetrySink
 from meshsim.kernel import names
-from meshsim.nodes.synapse import SynapseNode
 
 pytestmark = [
     pytest.mark.root,
     pytest.mark.synapse,
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
 ]
+
+
+class LibNode:
+    """A homeserver and its client proxy, composed from the library without the controller."""
+
+    def __init__(self, server: SynapseServer, limiter: BootLimiter, port: int) -> None:
+        self.server, self.limiter = server, limiter
+        self.proxy = ClientProxy(port, server.paths.client_socket)
+        self.node_id = server.spec.server_id
+
+    async def start(self) -> bool:
+        await self.proxy.start()
+        return await self.limiter.boot(self.server, 180)
+
+    async def stop(self) -> None:
+        await self.server.stop()
+        await self.proxy.stop()
 
 
 def _ip(*args: str) -> None:
@@ -135,13 +152,13 @@ async def test_federation_over_line(run_dir: Path, backend: str, n: int) -> None
     fleet = HomeserverFleet(run_dir, database=backend, telemetry_socket=str(sink.path))  # type: ignore[arg-type]
     limiter = BootLimiter(2)
     base = free_port_base(n)
-    nodes: list[SynapseNode] = []
+    nodes: list[LibNode] = []
     clients: list[AsyncClient] = []
     try:
         net.build()
         await sink.start()
         fleet.start()
-        nodes = [SynapseNode(fleet.server(i, net.netns[i]), limiter, client_port=base + i) for i in range(n)]
+        nodes = [LibNode(fleet.server(i, net.netns[i]), limiter, base + i) for i in range(n)]
         t0 = time.monotonic()
         ok = await asyncio.gather(*(node.start() for node in nodes))
         boot_all = time.monotonic() - t0
@@ -149,7 +166,7 @@ async def test_federation_over_line(run_dir: Path, backend: str, n: int) -> None
             print(f"[{backend}] synapse{node.node_id}: boot {node.server.boot_seconds:.2f} s, "
                   f"rss {node.server.rss_bytes() / 1e6:.0f} MB, pss {node.server.pss_bytes() / 1e6:.0f} MB")  # fmt: skip
         print(f"[{backend}] all {n} up in {boot_all:.2f} s (2 boots at a time)")
-        assert all(ok), [(nd.state, nd.reason) for nd in nodes]
+        assert all(ok), [(nd.server.state, nd.server.reason) for nd in nodes]
 
         for node in nodes:
             assert await node.server.register_user("matthew", "secret") == f"@matthew:synapse{node.node_id}"

@@ -186,7 +186,9 @@ def test_failed_wait_fails_the_run_but_writes_the_report(tmp_path: Path) -> None
         """,
         "bad.yaml",
     )
-    proc = subprocess.run([MESHSIM, "run", str(bad), "--out", str(tmp_path / "bad")], capture_output=True, text=True)
+    proc = subprocess.run(
+        [MESHSIM, "run", str(bad), "--out", str(tmp_path / "bad")], capture_output=True, text=True
+    )
     assert proc.returncode == 1, proc.stderr
     assert "step 2" in proc.stderr and "409" in proc.stderr
     rep = json.loads((tmp_path / "bad" / "report.json").read_text())
@@ -194,19 +196,25 @@ def test_failed_wait_fails_the_run_but_writes_the_report(tmp_path: Path) -> None
 
 
 def test_bad_scenario_is_refused_before_anything_starts(tmp_path: Path) -> None:
-    bad = scenario(tmp_path, "kind: router\ntopology:\n  generate: {type: line, n: 2}\nsteps:\n  - sleep: -1\n")
-    proc = subprocess.run([MESHSIM, "run", str(bad), "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    bad = scenario(
+        tmp_path, "kind: router\ntopology:\n  generate: {type: line, n: 2}\nsteps:\n  - sleep: -1\n"
+    )
+    proc = subprocess.run(
+        [MESHSIM, "run", str(bad), "--out", str(tmp_path / "out")], capture_output=True, text=True
+    )
     assert proc.returncode == 2
     assert f"{bad}:5: steps[0].sleep: must be >= 0" in proc.stderr
     assert not (tmp_path / "out").exists()
 
 
 def _descendants(pid: int) -> list[int]:
-    out = []
-    try:
-        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return out
+    out: list[int] = []
+    kids = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            kids += (task / "children").read_text().split()
+        except OSError:
+            continue
     for k in map(int, kids):
         out += [k, *_descendants(k)]
     return out
@@ -273,3 +281,22 @@ def _pids_with_env(needle: str) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+def test_random_mesh_routers_example(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    outcome = runner.run(model.load(REPO / "examples/ci/random-mesh-routers.yaml"), out)
+    assert outcome.result == "ok", outcome.error
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["counts"]["servers"] == 30 and rep["counts"]["links"] == len(rep["links"]["initial"]) > 29
+    assert [c["state"] for c in rep["state_changes"] if c["server"] == 12 and c["t"] >= 0] == [
+        "stopped",
+        "up",
+    ]
+    side = {20, 21, 22}
+    crossing = sorted(
+        [lk["a"], lk["b"]] for lk in rep["links"]["initial"] if (lk["a"] in side) != (lk["b"] in side)
+    )
+    assert step(rep, "partition")["cut"] == crossing
+    assert not [lk for lk in rep["links"]["final"] if lk["cut"]]
+    assert all(s["result"]["bytes"] > 10_000 for s in rep["steps"] if s["action"] == "traffic")

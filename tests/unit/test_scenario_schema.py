@@ -148,7 +148,10 @@ def test_topology_file_relative_to_scenario(tmp_path: Path) -> None:
 
 
 def test_topology_needs_exactly_one_source(tmp_path: Path) -> None:
-    p = write(tmp_path, "topology:\n  generate: {type: line, n: 2}\n  servers: [{x: 1, y: 1}]\nsteps:\n  - sleep: 1\n")
+    p = write(
+        tmp_path,
+        "topology:\n  generate: {type: line, n: 2}\n  servers: [{x: 1, y: 1}]\nsteps:\n  - sleep: 1\n",
+    )
     (msg,) = problems(p)
     assert "give exactly one of file, generate, servers; got generate, servers" in msg
 

@@ -262,7 +262,7 @@ class LinkView {
   fieldRow(f) {
     const value = h("span", { class: "value mono" });
     const pin = h("span", { class: "pin-mark", title: "pinned" });
-    const input = h("input", { type: "text", name: f.name, placeholder: f.hint || f.unit, size: "7", "aria-label": `${f.label} (${f.unit})` });
+    const input = h("input", { type: "text", name: f.name, placeholder: f.hint || f.unit, size: "6", "aria-label": `${f.label} (${f.unit})` });
     const doPin = () => {
       const v = f.parse(input.value);
       if (v === null) return showError(this.el.error, `${f.label}: not a valid value in ${f.unit}`);
@@ -271,7 +271,7 @@ class LinkView {
     input.addEventListener("keydown", (ev) => ev.key === "Enter" && doPin());
     this.rows[f.name] = { value, pin, f };
     return [
-      h("label", { class: "field-name", text: `${f.label} (${f.unit})` }),
+      h("label", { class: "field-name", title: `${f.label} in ${f.unit}`, text: f.label }),
       h("span", { class: "current" }, value, pin),
       input,
       h("button", { class: "small pin", "data-field": f.name, onclick: doPin }, "pin"),
@@ -333,7 +333,7 @@ const DEFAULT_FIELDS = [
   { name: "loss", label: "Packet loss", unit: "%", type: "pct" },
   { name: "cost", label: "Routing cost", type: "select", options: [["latency", "minimise latency"], ["bandwidth", "maximise bandwidth"]] },
   { name: "latency_scale", label: "Latency scale", unit: "%", type: "num" },
-  { name: "client_bandwidth", label: "Client link bandwidth", unit: "bit/s, 0 = unlimited", type: "bw" },
+  { name: "client_bandwidth", label: "Client link bandwidth", unit: "bit/s", type: "bw" },
   { name: "client_latency", label: "Client link latency", unit: "ms", type: "num" },
   { name: "client_jitter", label: "Client link jitter", unit: "ms", type: "num" },
   { name: "client_loss", label: "Client link loss", unit: "%", type: "pct" },
@@ -379,15 +379,14 @@ export class DefaultsPanel {
     return h(
       "label",
       { class: "field", for: id },
-      h("span", { class: "field-label" }, f.label, f.unit ? h("span", { class: "unit", text: ` (${f.unit})` }) : null),
+      h("span", { class: "field-label" }, f.label, f.unit ? h("span", { class: "unit", text: ` (${f.unit})` }) : null, hint),
       input,
-      hint,
     );
   }
 
   hintBw(name) {
     const v = parseBandwidth(this.inputs[name].value);
-    setText(this.hints[name], v === null ? "not a bandwidth" : `= ${formatBps(v)}`);
+    setText(this.hints[name], v === null ? "not a bandwidth" : formatBps(v));
   }
 
   markDirty(dirty) {
