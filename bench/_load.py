@@ -297,54 +297,43 @@ def fuzz_sequences(
 ) -> dict[str, Any]:
     """Random runs of `steps` fuzz cases over all operations on one evolving state, then `consistency`.
 
-    Unlike `fuzz`, state carries over between requests (delete, then re-add, then pin...), and path
-    ids are mostly drawn from the servers and links that exist at that moment.
+    Unlike `fuzz`, state carries over between requests (delete, then re-add, then pin...). Cases come
+    from a pool drawn by schemathesis up front; their path ids are mostly replaced by ids of servers
+    and links that exist at that moment.
     """
     import schemathesis
-    from hypothesis import strategies as st
 
     base = base or grid(5)
     url = f"http://127.0.0.1:{sim.port}"
     schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
     ops = [r.ok() for r in schema.get_all_operations()]
+    rnd = random.Random(seed)
+    pool = _case_pool(ops, 12, rnd.randrange(2**32))
+    keys = sorted(pool)
     tally = _Tally(sim, url)
     inconsistent: list[dict[str, Any]] = []
-    cache: dict[Any, Any] = {}
-    runs: list[int] = []
     t0 = time.monotonic()
-
-    def strategy(op: Any, mode: Any, params: dict[str, Any] | None) -> Any:
-        key = (op_label(op), mode, tuple(sorted((params or {}).items())))
-        if key not in cache:
-            cache[key] = op.as_strategy(generation_mode=mode, path_parameters=params).map(_routers_only)
-        return cache[key]
-
-    def run(data: Any) -> None:
-        from schemathesis import GenerationMode
-
+    for _ in range(sequences):
         load_topology(sim, base)
-        runs.append(steps)
         trail: list[str] = []
         for _ in range(steps):
-            op = data.draw(st.sampled_from(ops))
+            label, mode = rnd.choice(keys)
+            case = rnd.choice(pool[(label, mode)]).derive()
             topo = sim.get("/api/topology")
             real = _real_path_params(
-                [p.name for p in op.path_parameters],
+                list(case.path_parameters or {}),
                 [s["id"] for s in topo["servers"]],
                 [(lk["a"], lk["b"]) for lk in topo["links"]],
             )
-            mode = GenerationMode.NEGATIVE if data.draw(st.integers(0, 4)) == 0 else GenerationMode.POSITIVE
-            params = data.draw(st.sampled_from(real)) if real and data.draw(st.integers(0, 3)) else None
-            case = data.draw(strategy(op, mode, params))
-            tally.call(op_label(op), case)
+            if real and rnd.random() < 0.75:
+                case.path_parameters = {**case.path_parameters, **rnd.choice(real)}
+            tally.call(label, case)
             trail.append(f"{case.method} {case.formatted_path}")
         problems = consistency(sim)
         if problems:
             inconsistent.append({"trail": trail, "problems": problems})
-
-    _drive(st.data(), sequences, seed, run, arg="data")
     return {
-        "sequences": len(runs),
+        "sequences": sequences,
         "steps": steps,
         "requests": sum(tally.statuses.values()),
         "statuses": {str(k): v for k, v in sorted(tally.statuses.items())},
@@ -352,6 +341,20 @@ def fuzz_sequences(
         "inconsistent": inconsistent,
         "seconds": time.monotonic() - t0,
     }
+
+
+def _case_pool(ops: list[Any], per_op: int, seed: int) -> dict[tuple[str, str], list[Any]]:
+    """Up to `per_op` positive and `per_op` negative cases for every operation (nothing is sent)."""
+    from schemathesis import GenerationMode
+
+    pool: dict[tuple[str, str], list[Any]] = {}
+    for op in ops:
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            cases: list[Any] = []
+            _drive(op.as_strategy(generation_mode=mode).map(_routers_only), per_op, seed, cases.append)
+            if cases:
+                pool[(op_label(op), mode.value)] = cases
+    return pool
 
 
 def op_label(op: Any) -> str:

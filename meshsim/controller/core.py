@@ -196,7 +196,7 @@ class Controller:
             address=names.address(sid),
             data_dir=self.rundir.node_dir(sid),
             run_dir=self.rundir.path,
-            services=self.services.for_nodes(),
+            services={**self.services.for_nodes(), "client_link": self.client_link},
         )
         return registry.create(s.kind, ctx)
 
@@ -215,6 +215,13 @@ class Controller:
         self.bus.publish(
             {"type": "server_updated", "server": self.server_view(sid)}
         ) if sid in self.topo.servers else None
+
+    def client_link(self) -> Any:
+        """The shaped client link of the current defaults (read by every client proxy per request)."""
+        from ..homeserver.client_link import ClientLink
+
+        d = self.topo.defaults
+        return ClientLink(d.client_bandwidth, d.client_latency, d.client_jitter, d.client_loss)
 
     def _boot(self, sid: int) -> None:
         node = self.nodes[sid]

@@ -7,12 +7,16 @@ there is no read timeout (Matrix /sync long-polls), and every request gets X-For
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
+import random
 from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+
+from .client_link import ClientLink, LinkSource, delay, transfer_time_s
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +52,12 @@ def _forward_headers(request: web.Request) -> dict[str, str]:
 class ClientProxy:
     """`await start()` listens on host:port; `await stop()` closes the listener and upstream session."""
 
-    def __init__(self, port: int, uds_path: Path | str, *, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, port: int, uds_path: Path | str, *, host: str = "127.0.0.1", link: LinkSource | None = None
+    ) -> None:
         self.port = port
+        self.link = link or ClientLink
+        self._rng = random.Random()
         self.host = host
         self.uds_path = str(uds_path)
         self._runner: web.AppRunner | None = None
@@ -94,11 +102,14 @@ class ClientProxy:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         assert self._session is not None
         data: bytes | object | None = None
+        link = self.link()
         if request.body_exists:
             if request.content_length is not None and request.content_length <= _BUFFER_BODY_MAX:
                 data = await request.read()
             else:
                 data = request.content.iter_any()
+        if link.shaped:  # the request crosses the client link
+            await delay(link, self._rng, len(data) if isinstance(data, bytes) else 0)
         resp: web.StreamResponse | None = None
         try:
             async with self._session.request(
@@ -112,8 +123,12 @@ class ClientProxy:
                 for k, v in upstream.headers.items():
                     if k.lower() not in HOP_BY_HOP:
                         resp.headers.add(k, v)
+                if link.shaped:  # and so does the response: first byte after one-way delay
+                    await delay(link, self._rng)
                 await resp.prepare(request)
                 async for chunk in upstream.content.iter_any():
+                    if link.shaped:
+                        await asyncio.sleep(transfer_time_s(link, len(chunk), self._rng))
                     await resp.write(chunk)
                 await resp.write_eof()
                 return resp

@@ -30,7 +30,8 @@ class SynapseNode:
         self.reason: str | None = None
         self.server: SynapseServer | None = None
         port = ctx.services["client_port_base"] + ctx.node
-        self.proxy = ClientProxy(port, ctx.data_dir / "client.sock")
+        self._link = ctx.services.get("client_link")
+        self.proxy = ClientProxy(port, ctx.data_dir / "client.sock", link=self._link)
 
     async def _server(self) -> SynapseServer:
         if self.server is None:
@@ -41,7 +42,7 @@ class SynapseNode:
             fleet = await asyncio.to_thread(self.ctx.services["fleet"])
             await asyncio.to_thread(write_hosts, self.ctx.netns, HOSTS_MAX_ID)
             self.server = fleet.server(self.ctx.node, self.ctx.netns)
-            self.proxy = ClientProxy(self.proxy.port, self.server.paths.client_socket)
+            self.proxy = ClientProxy(self.proxy.port, self.server.paths.client_socket, link=self._link)
         return self.server
 
     async def start(self) -> None:

@@ -12,7 +12,9 @@ import contextlib
 import os
 import random
 import shutil
+import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +31,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from ..harness import Sim
+from ..harness import MESHSIM, Sim
 from . import report
 from .model import Scenario, load
 from .recorder import Record, Recorder
@@ -103,9 +105,8 @@ async def _main(scn: Scenario, outcome: Outcome, db: str, console: Console) -> N
         with progress:
             boot = progress.add_task("starting the controller", total=len(scn.topology.servers))
             base = _free_port_base(max(scn.topology.servers) + 64)
-            sim = await asyncio.to_thread(
-                Sim, home, "--db", db, "--client-port-base", str(base), kind=scn.kind
-            )
+            # not in a thread: a Ctrl-C here must not leave a controller starting behind our back
+            sim = Sim(home, "--db", db, "--client-port-base", str(base), kind=scn.kind)
             http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{sim.port}", timeout=120)
             recorder = Recorder(f"ws://127.0.0.1:{sim.port}/api/ws", record)
             await recorder.start()
@@ -185,6 +186,40 @@ async def _shutdown(
             sim.stop()
         except Exception as exc:
             print(f"meshsim run: cleaning up: {exc}", file=sys.stderr)
-        if sim.log.exists():
-            shutil.copy(sim.log, outcome.out / "controller.log")
+    log = home / "controller.log"
+    if log.exists():
+        shutil.copy(log, outcome.out / "controller.log")
+    _reap(home)
     shutil.rmtree(home, ignore_errors=True)
+
+
+def _pids_of(home: Path) -> list[int]:
+    """Processes started with MESHSIM_HOME=home (this run's private state root)."""
+    needle = f"MESHSIM_HOME={home}".encode()
+    found = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit() and int(d.name) != os.getpid():
+            try:
+                if needle in (d / "environ").read_bytes().split(b"\0"):
+                    found.append(int(d.name))
+            except OSError:
+                continue
+    return found
+
+
+def _reap(home: Path, grace: float = 10.0) -> None:
+    """Stop any controller of this run that escaped (e.g. one that failed to answer in time), then clean."""
+    pids = _pids_of(home)
+    for sig in (signal.SIGINT, signal.SIGKILL):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + grace
+        while pids and time.monotonic() < deadline:
+            time.sleep(0.1)
+            pids = [p for p in pids if Path(f"/proc/{p}").exists()]
+        if not pids:
+            break
+    if (home / "runs").exists():
+        env = {**os.environ, "MESHSIM_HOME": str(home)}
+        subprocess.run([MESHSIM, "clean"], env=env, capture_output=True, timeout=120, check=False)

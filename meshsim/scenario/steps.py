@@ -364,8 +364,7 @@ class Steps:
                 )  # fmt: skip
                 await sender.wait()
                 out, _ = await asyncio.wait_for(sink.communicate(), seconds + 30)
-                got = json.loads(out or b"{}").get("bytes", 0)
-                return {"bytes": got, "bits_per_s": round(got * 8 / seconds)}
+                return _goodput(json.loads(out or b"{}"))
             finally:
                 if sink.returncode is None:
                     sink.kill()
@@ -416,3 +415,13 @@ class Steps:
     async def close(self) -> None:
         await asyncio.gather(*(u.close() for u in self.users.values()), return_exceptions=True)
         await self.http.aclose()
+
+
+def _goodput(sink: dict[str, Any]) -> dict[str, Any]:
+    """Bytes received, and bit/s between the first and the last byte that arrived."""
+    total = sink.get("bytes", 0)
+    samples = sink.get("samples", [])
+    first = next((t for t, b in samples if b > 0), None)
+    last = next((t for t, b in reversed(samples) if b < total), None)
+    span = (last - first) if first is not None and last is not None and last > first else 0.0
+    return {"bytes": total, "bits_per_s": round(total * 8 / span) if span else None}

@@ -78,6 +78,13 @@ async def _scenario(sim, ws: WsRecorder) -> None:
     for i in range(3):
         sim.wait_state(i, "up", timeout=120)
     assert {(lk["a"], lk["b"]) for lk in sim.get("/api/topology")["links"]} == {(0, 1), (1, 2)}
+    # the shaped client link: every request and response waits the one-way latency
+    url = f"{sim.client_url(0)}/_matrix/client/versions"
+    sim.req("PUT", "/api/defaults", {"client_latency": 150}).raise_for_status()
+    t0 = time.monotonic()
+    assert sim.http.get(url).status_code == 200
+    assert time.monotonic() - t0 >= 0.3
+    sim.req("PUT", "/api/defaults", {"client_latency": 0}).raise_for_status()
     clients = [await login(sim, i) for i in range(3)]
     try:
         created = await clients[0].room_create(alias="line", preset=RoomPreset.public_chat)
