@@ -517,11 +517,17 @@ def _line3(sim: Sim, latency: float) -> None:
 
 
 def emulator_crash(
-    sim: Sim, kills: int = 2, latency: float = 20.0, interval: float = 0.02, settle: float = 1.5
+    sim: Sim,
+    kills: int = 2,
+    latency: float = 20.0,
+    interval: float = 0.02,
+    settle: float = 0.5,
+    after: float = 5.0,
 ) -> dict[str, Any]:
     """SIGKILL the link emulator mid-traffic `kills` times on a 0-1-2 line with pinned latency.
 
-    Per kill: probes from 0 to 2 every `interval` s; the emulator is killed `settle` s in; the
+    Per kill: probes from 0 to 2 every `interval` s; the emulator is killed `settle` s after they
+    start to flow, and probing goes on for `after` s; the
     websocket must say down then up; traffic must flow again with the pinned RTT; link counters
     (from the websocket's link_stats and the REST link view) must never go backwards.
     """
@@ -534,7 +540,8 @@ def emulator_crash(
     try:
         time.sleep(0.3)
         for _ in range(kills):
-            count = int((settle + 3.5) / interval)
+            count = int((settle + after) / interval)
+            before = _emu_packets(sim)
             ping = sim.popen(
                 0,
                 *probe,
@@ -548,6 +555,7 @@ def emulator_crash(
                 "--interval",
                 str(interval),
             )
+            _wait_traffic(sim, before)  # the prober takes a while to start on a busy machine
             time.sleep(settle)
             rest_samples.append(sim.get("/api/links/0/1")["stats"])
             old = emulator_pid(sim)
@@ -576,6 +584,26 @@ def emulator_crash(
         **counters,
         "consistency": consistency(sim),
     }
+
+
+def _emu_packets(sim: Sim) -> int:
+    """Packets the current emulator has carried 0 -> 1 (0 while it is restarting)."""
+    try:
+        client = LinkEmuClient(str(sim.home / "runs" / sim.run / "linkemu.sock"), timeout=2)
+        try:
+            return client.stats().get("0-1", {}).get("ab", {}).get("packets", 0)
+        finally:
+            client.close()
+    except Exception:
+        return 0
+
+
+def _wait_traffic(sim: Sim, before: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while _emu_packets(sim) < before + 5:
+        if time.monotonic() > deadline:
+            raise RuntimeError("no probe traffic on link 0-1")
+        time.sleep(0.05)
 
 
 def _crash_round(

@@ -66,20 +66,31 @@ class Sim:
             stdout=self._logf,
             stderr=subprocess.STDOUT,
         )
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=120)
+        self.host = args[args.index("--host") + 1] if "--host" in args else "127.0.0.1"
+        self.http = httpx.Client(base_url=f"http://{self.host}:{self.port}", timeout=120)
         deadline = time.monotonic() + 30
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"meshsim up exited {self.proc.returncode}:\n{self.log.read_text()}")
             try:
-                if self.http.get("/api/status").status_code == 200:
+                if self.http.get("/api/status").status_code in (200, 401):
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"meshsim up did not answer:\n{self.log.read_text()}")
             time.sleep(0.1)
+        self.token = self._token()
+        if self.token:
+            self.http.headers["Authorization"] = f"Bearer {self.token}"
         self.run = self.http.get("/api/status").json()["run"]
+
+    def _token(self) -> str | None:
+        for info in (self.home / "runs").glob("*/controller.json"):
+            data = json.loads(info.read_text())
+            if data.get("pid") == self.proc.pid:
+                return data.get("token")
+        return None
 
     def client_url(self, sid: int) -> str:
         return f"http://127.0.0.1:{self.client_port_base + sid}"

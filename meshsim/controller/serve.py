@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import json
 import logging
 import os
@@ -21,13 +20,9 @@ from .rundir import RunDir, state_root
 log = logging.getLogger("meshsim")
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def needs_token(host: str) -> bool:
+    """Only 127.0.0.1 / ::1 / localhost go without a token; any other address needs one."""
+    return host not in ("127.0.0.1", "::1", "localhost")
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -102,7 +97,7 @@ def prepare(args: argparse.Namespace) -> tuple[RunDir, Options, str | None, Any]
             )
         rd = RunDir.create(root)
     token = args.token
-    if not is_loopback(args.host) and not token:
+    if needs_token(args.host) and not token:
         token = secrets.token_urlsafe(24)
     options = Options(default_kind=kind, db=db, client_port_base=base, host=args.host, port=args.port)
     rd.record_options(db=db, kind=kind, client_port_base=base)

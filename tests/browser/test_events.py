@@ -22,7 +22,11 @@ def test_sent_message_makes_a_dot_and_a_bubble(tmp_path: Path, browser: Any) -> 
         page.wait_for_selector("#selection form.chat:not([hidden])")
         page.fill("#selection form.chat input", "hello from the browser test")
         page.click("#selection form.chat button")
-        page.wait_for_selector("circle.dot", state="attached", timeout=120_000)
+        page.wait_for_function(
+            "() => document.querySelector('circle.dot') || document.querySelector('#selection .error').textContent",
+            timeout=120_000,
+        )
+        assert page.locator("#selection .error").text_content() == "", "the chat box reported an error"
         screenshot(page, "event_dot")
         page.wait_for_function(
             "() => window.meshsim.animator.totalBubbles > 0 && window.meshsim.animator.totalDots > 0",
