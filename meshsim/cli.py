@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     cl = sub.add_parser("clean", help="remove everything meshsim made (namespaces, links, processes, state)")
     cl.set_defaults(func=cmd_clean)
     sub.add_parser("status", help="show servers and links").set_defaults(func=cmd_status)
+    sub.add_parser("check", help="compare every node's kernel routes with the model").set_defaults(func=cmd_check)
 
     add = sub.add_parser("add", help="add a server at X Y")
     add.add_argument("x", type=float)
@@ -226,6 +227,15 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
     console.print(lt)
     return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    out = _api("GET", "/api/check")
+    if out["ok"]:
+        print(f"ok: {out['nodes']} node(s), {out['routes']} kernel route(s) match the model")
+        return 0
+    _print(out)
+    return 1
 
 
 def cmd_add(args: argparse.Namespace) -> int:

@@ -177,6 +177,11 @@ def create_app(ctl: Controller, *, token: str | None = None, web_dir: Path = WEB
     async def chat(body: schema.Chat) -> dict[str, Any]:
         return await ctl.chat(body.server, body.body)
 
+    @app.get("/api/check")
+    async def check() -> dict[str, Any]:
+        """Compare every node's kernel routes with the model (ground truth, not exit codes)."""
+        return await ctl.check()
+
     @app.get("/api/status")
     async def status() -> dict[str, Any]:
         return {

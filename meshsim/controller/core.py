@@ -276,6 +276,31 @@ class Controller:
     def save_state(self) -> None:
         write_json_atomic(self.rundir.state_file, self.topo.to_dict())
 
+    async def check(self) -> dict[str, Any]:
+        """Ground truth: every node's kernel routes against the model's next hops."""
+        async with self._lock:
+            assert self.net is not None
+            want = self.topo.routes()
+            nodes = sorted(self.net.nodes)
+            tables = await asyncio.to_thread(lambda: {n: self.net.kernel_routes(n) for n in nodes})  # type: ignore[union-attr]
+        mismatches = [
+            {
+                "node": n,
+                "model": {str(k): v for k, v in sorted(want.get(n, {}).items())},
+                "kernel": {str(k): v for k, v in sorted(tables[n].items())},
+            }
+            for n in nodes
+            if tables[n] != want.get(n, {})
+        ]
+        missing = sorted(set(self.topo.servers) - set(nodes))
+        return {
+            "ok": not mismatches and not missing,
+            "nodes": len(nodes),
+            "routes": sum(len(t) for t in tables.values()),
+            "mismatches": mismatches,
+            "nodes_without_namespace": missing,
+        }
+
     # -- server operations ----------------------------------------------------------
     async def add_server(self, x: Any, y: Any, kind: str | None = None) -> dict[str, Any]:
         kind = kind or self.options.default_kind

@@ -95,6 +95,13 @@ def test_kernel_routes_match_model(sim):
         out = sim.exec(int(src), "ip", "-j", "route").stdout
         kernel = {r["dst"]: r["gateway"] for r in json.loads(out) if "gateway" in r}
         assert kernel == {address(int(d)): address(h) for d, h in table.items()}
+    check = sim.get("/api/check")
+    assert check["ok"] and check["routes"] == sum(len(t) for t in topo["routes"].values()), check
+    assert sim.cli("check").returncode == 0
+    # break one route behind the controller's back: the check must see it
+    sim.exec(0, "ip", "route", "del", address(1) + "/32", check=True)
+    assert not sim.get("/api/check")["ok"]
+    assert sim.cli("check").returncode == 1
 
 
 def test_bad_input_is_rejected_and_changes_nothing(sim):
