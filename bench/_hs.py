@@ -41,20 +41,20 @@ GiB = 1 << 30
 
 
 @contextlib.contextmanager
-def controller(*args: str, ksm_mode: str = "off", kind: str = "synapse", ports: int = 1000) -> Iterator[Sim]:
+def controller(*args: str, ksm_mode: str = "off", kind: str = "synapse", ports: int = 64) -> Iterator[Sim]:
     """A `meshsim up --db postgres` in a fresh /tmp state root (mode 0755), stopped and removed after.
 
     Its client proxies get a block of `ports` ports that are free right now (other people's runs
-    share this machine); Sim picks its base at random, so the choice is steered to a free block.
+    share this machine): the harness checks 64, a bigger run needs more.
     """
     home = Path(tempfile.mkdtemp(prefix="msbench-", dir="/tmp"))
     os.chmod(home, 0o755)
     old = os.environ.get(ksm.ENV)
     os.environ[ksm.ENV] = ksm_mode  # the controller and the Synapses it starts inherit it
     sim = None
+    pick = harness.free_port_base
     try:
-        base = free_port_block(ports, align=1000)
-        with mock.patch.object(harness.random, "randrange", return_value=base):
+        with mock.patch.object(harness, "free_port_base", lambda count: pick(max(count, ports))):
             sim = Sim(home, "--db", "postgres", *args, kind=kind)
         yield sim
     finally:
@@ -99,23 +99,35 @@ class Telemetry:
 
     def __init__(self) -> None:
         self.msgs: list[dict[str, Any]] = []
+        self.reconnects = 0
         self._ws: Any = None
+        self._closed = False
 
     def add(self, msg: dict[str, Any]) -> None:
         if msg.get("type", "").startswith("event_"):
             self.msgs.append(msg)
 
-    def follow_websocket(self, port: int) -> None:
-        self._ws = connect(f"ws://127.0.0.1:{port}/api/ws", open_timeout=10, max_size=None)
+    def follow_websocket(self, sim: Sim) -> None:
+        """Read the controller's websocket in a thread; reconnect if it drops us (slow reader)."""
+        headers = {"Authorization": f"Bearer {sim.token}"} if sim.token else None
+        url = f"ws://127.0.0.1:{sim.port}/api/ws"
+        self._ws = connect(url, open_timeout=10, max_size=None, additional_headers=headers)
 
         def run() -> None:
-            with contextlib.suppress(Exception):
-                for raw in self._ws:
-                    self.add(json.loads(raw))
+            while not self._closed:
+                with contextlib.suppress(Exception):
+                    for raw in self._ws:
+                        self.add(json.loads(raw))
+                if self._closed:
+                    return
+                self.reconnects += 1
+                with contextlib.suppress(Exception):
+                    self._ws = connect(url, open_timeout=10, max_size=None, additional_headers=headers)
 
         threading.Thread(target=run, daemon=True).start()
 
     def close(self) -> None:
+        self._closed = True
         if self._ws is not None:
             self._ws.close()
 
@@ -280,13 +292,13 @@ def quantiles(xs: list[float]) -> dict[str, float]:
     return {"median": statistics.median(xs), "p90": xs[min(len(xs) - 1, int(0.9 * len(xs)))], "max": xs[-1]}
 
 
-def free_port_block(n: int, attempts: int = 40, align: int = 1) -> int:
-    """A base port (a multiple of align) with n consecutive free ports on 127.0.0.1 (binds each)."""
+def free_port_block(n: int, attempts: int = 40) -> int:
+    """A base port with n consecutive free ports on 127.0.0.1 (binds each), below the ephemeral range."""
     import random
     import socket
 
     for _ in range(attempts):
-        base = random.randrange(20000, 60000 - n, align)
+        base = random.randrange(20000, 32768 - n)
         socks = []
         try:
             for p in range(base, base + n):

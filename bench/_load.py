@@ -691,30 +691,26 @@ async def _telemetry_async(sim: Sim, rate: int, seconds: float, pages: int) -> d
     pid = sim.proc.pid
     rss_before = rss_bytes(pid)
     rss_samples: list[int] = []
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.setblocking(False)
-    sent = send_errors = 0
+    sender = subprocess.Popen(
+        [sys.executable, __file__, "send-telemetry", path, str(rate), str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     t0 = time.monotonic()
-    next_rss = t0
     try:
-        while (now := time.monotonic()) < t0 + seconds:
-            due = int((now - t0) * rate)
-            while sent + send_errors < due:
-                try:
-                    sock.sendto(json.dumps(_telemetry(sent)).encode(), path)
-                    sent += 1
-                except (BlockingIOError, OSError):
-                    send_errors += 1
-            if now >= next_rss:
-                rss_samples.append(rss_bytes(pid))
-                next_rss += 1.0
-            await asyncio.sleep(0.005)
+        while sender.poll() is None:
+            rss_samples.append(rss_bytes(pid))
+            await asyncio.sleep(1.0)
         elapsed = time.monotonic() - t0
+        counts = json.loads(sender.stdout.read())  # type: ignore[union-attr]
         await asyncio.sleep(1.5)  # let the pages drain
     finally:
-        sock.close()
+        if sender.poll() is None:
+            sender.kill()
+        sender.wait()
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
+    sent, send_errors = counts["sent"], counts["eagain"]
     rss_after = rss_bytes(pid)
     status = sim.get("/api/status")
     telemetry_types = ("event_sent", "event_received", "event_delivered")
@@ -741,6 +737,27 @@ async def _telemetry_async(sim: Sim, rate: int, seconds: float, pages: int) -> d
         "controller_alive": sim.proc.poll() is None,
         "subscribers_after": status["subscribers"],
     }
+
+
+def send_telemetry(path: str, rate: int, seconds: float) -> dict[str, int]:
+    """Send telemetry datagrams evenly paced at `rate`/s, without blocking, like the Synapse module.
+
+    A datagram the controller has no room for (EAGAIN: its socket queue is full) is counted, not retried.
+    """
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    sent = eagain = 0
+    t0 = time.monotonic()
+    while (now := time.monotonic()) < t0 + seconds:
+        while sent + eagain < int((now - t0) * rate):
+            try:
+                sock.sendto(json.dumps(_telemetry(sent + eagain)).encode(), path)
+                sent += 1
+            except BlockingIOError:
+                eagain += 1
+        time.sleep(0.0005)
+    sock.close()
+    return {"sent": sent, "eagain": eagain}
 
 
 def telemetry_load(sim: Sim, rate: int = 1000, seconds: float = 10, pages: int = 3) -> dict[str, Any]:
@@ -853,3 +870,10 @@ def home_dir() -> Path:
     home = Path(tempfile.mkdtemp(prefix="meshsim-robust-", dir="/tmp"))
     os.chmod(home, 0o755)
     return home
+
+
+if (
+    __name__ == "__main__"
+):  # the telemetry sender runs as its own process: python bench/_load.py send-telemetry
+    if sys.argv[1:2] == ["send-telemetry"]:
+        print(json.dumps(send_telemetry(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))))

@@ -49,18 +49,32 @@ def grid_shape(n: int) -> tuple[int, int]:
     return math.ceil(n / cols), cols
 
 
-async def measure(
-    room: _hs.Room, tele: _hs.Telemetry, n: int, messages: int, warmup: int = 2
-) -> dict[str, Any]:
-    """Send warmup + messages from server 0; fan-out times of the measured ones."""
-    others = set(range(1, n))
-    alls, medians = [], []
-    for k in range(warmup + messages):
+async def warm_up(room: _hs.Room, tele: _hs.Telemetry, n: int, tries: int = 10) -> int:
+    """Send until one message reaches every server within 30 s (federation connections up, no backoff)."""
+    for k in range(tries):
+        eid = await room.send(0, f"warm-up {k}")
+        try:
+            await tele.fanout(eid, set(range(1, n)), timeout=30)
+            return k + 1
+        except TimeoutError as exc:
+            print(f"  warm-up {k}: {exc}", flush=True)
+    raise RuntimeError(f"no warm-up message reached all {n} servers in {tries} tries")
+
+
+async def measure(room: _hs.Room, tele: _hs.Telemetry, n: int, messages: int) -> dict[str, Any]:
+    """Send `messages` from server 0 one after the other; fan-out times (a message lost after 90 s counts)."""
+    warm = await warm_up(room, tele, n)
+    alls, medians, lost = [], [], 0
+    for k in range(messages):
         eid = await room.send(0, f"fanout {k}")
-        r = await tele.fanout(eid, others, timeout=90)
-        if k >= warmup:
-            alls.append(r["all_ms"])
-            medians.append(r["median_ms"])
+        try:
+            r = await tele.fanout(eid, set(range(1, n)), timeout=90)
+        except TimeoutError as exc:
+            print(f"  message {k}: {exc}", flush=True)
+            lost += 1
+            continue
+        alls.append(r["all_ms"])
+        medians.append(r["median_ms"])
         await asyncio.sleep(0.2)
     q = _hs.quantiles(alls)
     return {
@@ -68,6 +82,8 @@ async def measure(
         "all_ms_p90": q["p90"],
         "all_ms_max": q["max"],
         "per_server_ms_median": _hs.quantiles(medians)["median"],
+        "lost": lost,
+        "warm_up_messages": warm,
         "samples": alls,
     }
 
@@ -100,7 +116,7 @@ def mesh(n: int, messages: int) -> list[dict[str, Any]]:
     body["servers"] = body["servers"][:n]
     with _hs.controller() as sim:
         tele = _hs.Telemetry()
-        tele.follow_websocket(sim.port)
+        tele.follow_websocket(sim)
         try:
             sim.req("PUT", "/api/topology/file", body).raise_for_status()
             _hs.wait_all_up(sim, range(n), timeout=120 + 8 * n)
@@ -217,7 +233,7 @@ def main() -> None:
         zero["overhead_vs_bridge"] = zero["all_ms_median"] / max(br["all_ms_median"], 1.0)
         print(f"  ({time.monotonic() - t:.0f} s)", flush=True)
     headers = ["setup", "servers", "max_hops", "ideal_ms", "all_ms_median", "all_ms_p90", "all_ms_max"]
-    headers += ["per_server_ms_median"]
+    headers += ["per_server_ms_median", "lost"]
     table = [[*(r[h] for h in headers), r.get("overhead_vs_bridge", "")] for r in rows]
     _common.print_table("Fan-out of one message to every server (ms)", [*headers, "x bridge"], table)
     _common.write_results("fanout", {"quick": args.quick, "messages": messages, "rounds": rows})

@@ -51,7 +51,9 @@ def free_port() -> int:
 class Sim:
     """A running controller: REST helpers plus commands inside its nodes."""
 
-    def __init__(self, home: Path, *args: str, kind: str = "router", port: int | None = None) -> None:
+    def __init__(
+        self, home: Path, *args: str, kind: str = "router", port: int | None = None, new_session: bool = False
+    ) -> None:
         self.home = home
         self.port = port or free_port()
         self.client_port_base = free_port_base(64)
@@ -65,10 +67,24 @@ class Sim:
             env=self.env,
             stdout=self._logf,
             stderr=subprocess.STDOUT,
+            start_new_session=new_session,
         )
         self.host = args[args.index("--host") + 1] if "--host" in args else "127.0.0.1"
         self.http = httpx.Client(base_url=f"http://{self.host}:{self.port}", timeout=120)
-        deadline = time.monotonic() + 30
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.proc.kill()
+            self.proc.wait()
+            subprocess.run([MESHSIM, "clean"], env=self.env, capture_output=True, timeout=120)
+            raise
+        self.token = self._token()
+        if self.token:
+            self.http.headers["Authorization"] = f"Bearer {self.token}"
+        self.run = self.http.get("/api/status").json()["run"]
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + 60
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"meshsim up exited {self.proc.returncode}:\n{self.log.read_text()}")
@@ -80,10 +96,6 @@ class Sim:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"meshsim up did not answer:\n{self.log.read_text()}")
             time.sleep(0.1)
-        self.token = self._token()
-        if self.token:
-            self.http.headers["Authorization"] = f"Bearer {self.token}"
-        self.run = self.http.get("/api/status").json()["run"]
 
     def _token(self) -> str | None:
         for info in (self.home / "runs").glob("*/controller.json"):

@@ -63,6 +63,9 @@ class Controller:
         self.topo = Topology()
         self.nodes: dict[int, Node] = {}
         self.stats: dict[tuple[int, int], dict[str, Any]] = {}
+        # Counters each link had carried when an emulator died: a restarted one counts from zero.
+        self._stats_base: dict[tuple[int, int], dict[str, Any]] = {}
+        self._emu_gen = 0  # bumped on every emulator restart; stats read before one are stale
         self.bus = Bus(self.snapshot)
         self.events: deque[Message] = deque(maxlen=100_000)
         self.services = Services(rundir, self.options)
@@ -132,6 +135,8 @@ class Controller:
             log.warning("link emulator exited (%s); restarting", self._emu_proc.returncode)
             self.bus.publish({"type": "emulator", "state": "down"})
             async with self._lock:
+                self._stats_base = {p: s for p, s in self.stats.items() if p in self.topo.links()}
+                self._emu_gen += 1
                 emu = await asyncio.to_thread(self._spawn_emulator)
                 assert self.net is not None
                 await asyncio.to_thread(self.net.reattach, emu)
@@ -177,6 +182,8 @@ class Controller:
             raise ApplyError(f"the kernel refused the change: {exc}") from exc
         self.topo = new
         self.save_state()
+        for pair in d.links_removed:  # a link added again later starts from zero
+            self._stats_base.pop(pair, None)
         for sid in d.servers_removed:
             self.nodes.pop(sid, None)
             self.stats = {p: s for p, s in self.stats.items() if sid not in p}
@@ -338,12 +345,15 @@ class Controller:
             await asyncio.sleep(self.options.stats_interval)
             if self.net is None:
                 continue
+            gen = self._emu_gen
             try:
                 raw = await asyncio.wait_for(asyncio.to_thread(self.net.emu.stats), 2)
             except (LinkEmuError, OSError, TimeoutError) as exc:
                 log.debug("stats: %s", exc)
                 continue
-            self.stats = views.parse_stats(raw)
+            if gen != self._emu_gen:  # counted by the emulator that just died: already in the base
+                continue
+            self.stats = views.add_stats(views.parse_stats(raw), self._stats_base)
             links = [{"a": a, "b": b, "stats": s} for (a, b), s in sorted(self.stats.items())]
             if links:
                 self.bus.publish({"type": "link_stats", "links": links, "ts": int(time.time() * 1000)})

@@ -92,3 +92,20 @@ def parse_stats(raw: dict[str, Any]) -> dict[tuple[int, int], dict[str, Any]]:
             continue
         out[(a, b)] = val
     return out
+
+
+def add_stats(
+    stats: dict[tuple[int, int], dict[str, Any]], base: dict[tuple[int, int], dict[str, Any]]
+) -> dict[tuple[int, int], dict[str, Any]]:
+    """Per-link counters plus a baseline (what links had carried before an emulator restart)."""
+    if not base:
+        return stats
+    out = {}
+    for pair, dirs in stats.items():
+        b = base.get(pair)
+        out[pair] = (
+            dirs
+            if b is None
+            else {d: {k: v + b.get(d, {}).get(k, 0) for k, v in s.items()} for d, s in dirs.items()}
+        )
+    return out

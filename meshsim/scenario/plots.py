@@ -83,7 +83,7 @@ def throughput(rep: dict[str, Any]) -> Any:
                 a, b = link.split("-")
                 label = f"{a}→{b}" if d == "ab" else f"{b}→{a}"
                 ax.plot([r[0] for r in rows], [r[4] / 1000 for r in rows], lw=1.2, label=label)
-    if not busiest:
+    if not ax.get_lines():
         _empty(ax, "no traffic on any link")
     else:
         ax.legend(loc="upper right", fontsize="small", ncol=2)

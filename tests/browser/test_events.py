@@ -23,7 +23,7 @@ def test_sent_message_makes_a_dot_and_a_bubble(tmp_path: Path, browser: Any) -> 
         page.fill("#selection form.chat input", "hello from the browser test")
         page.click("#selection form.chat button")
         page.wait_for_function(
-            "() => document.querySelector('circle.dot') || document.querySelector('#selection .error').textContent",
+            "() => window.meshsim.animator.inFlight > 0 || document.querySelector('#selection .error').textContent",
             timeout=120_000,
         )
         assert page.locator("#selection .error").text_content() == "", "the chat box reported an error"

@@ -3,7 +3,7 @@
 
 import { linkLabel, serverLabel } from "./format.js";
 
-const R = 13; // server radius
+export const R = 13; // server radius
 const DRAG_THRESHOLD = 3; // px of movement before a press becomes a drag
 
 export const STATE_COLOURS = {
@@ -17,29 +17,33 @@ export const STATE_COLOURS = {
  * handlers: onCreate(x, y), onMove(id, x, y) -> Promise, onSelect({type, id} | null)
  */
 export class Canvas {
-  constructor(svgEl, store, handlers) {
+  constructor(svgEl, overlayEl, store, handlers) {
     this.store = store;
     this.handlers = handlers;
     this.selection = null; // {type: "server"|"link", id}
     this.placeholders = new Map(); // tmp id -> {id, x, y, state, kind, name}
     this.drag = null; // {id, x, y, moved}
-    this.eventRing = new Map(); // server id -> colour of the last event received
     this.pending = false;
 
+    this.transform = d3.zoomIdentity;
+    this.viewListeners = [];
     this.svg = d3.select(svgEl);
+    this.overlay = overlayEl;
     this.bg = this.svg.append("rect").attr("class", "bg").attr("width", "100%").attr("height", "100%");
     this.view = this.svg.append("g").attr("class", "viewport");
     this.gLinks = this.view.append("g").attr("class", "links");
-    this.gDots = this.view.append("g").attr("class", "dots");
     this.gServers = this.view.append("g").attr("class", "servers");
-    this.gBubbles = this.view.append("g").attr("class", "bubbles");
 
     this.zoom = d3
       .zoom()
       .scaleExtent([0.2, 4])
       .clickDistance(4)
       .filter((ev) => (!ev.ctrlKey || ev.type === "wheel") && !ev.button && ev.type !== "dblclick")
-      .on("zoom", (ev) => this.view.attr("transform", ev.transform));
+      .on("zoom", (ev) => {
+        this.transform = ev.transform;
+        this.view.attr("transform", ev.transform);
+        this.viewChanged();
+      });
     this.svg.call(this.zoom).on("dblclick.zoom", null);
 
     this.bg.on("click", (ev) => {
@@ -81,6 +85,11 @@ export class Canvas {
       });
   }
 
+  /** fn() after every zoom, pan, move or render (the event overlay redraws). */
+  onView(fn) {
+    this.viewListeners.push(fn);
+  }
+
   /** Position of a server as drawn now (the drag position while dragging). */
   position(id) {
     if (this.drag && this.drag.id === id) return this.drag;
@@ -102,17 +111,6 @@ export class Canvas {
   removePlaceholder(id) {
     this.placeholders.delete(id);
     this.schedule();
-  }
-
-  setEventRing(id, colour) {
-    this.eventRing.set(id, colour);
-    this.gServers
-      .selectAll("g.server")
-      .filter((d) => d.id === id)
-      .select("circle.event-ring")
-      .attr("stroke", colour)
-      .interrupt()
-      .attr("stroke-opacity", 1);
   }
 
   /** Coalesces renders into one per animation frame. */
@@ -147,6 +145,11 @@ export class Canvas {
   render() {
     this.renderLinks();
     this.renderServers();
+    this.viewChanged();
+  }
+
+  viewChanged() {
+    for (const fn of this.viewListeners) fn();
   }
 
   renderLinks() {
@@ -169,16 +172,18 @@ export class Canvas {
         return g;
       });
     join
-      .attr("data-key", (d) => d.key)
       .classed("cut", (d) => !!d.cut)
       .classed("pinned", (d) => (d.pinned || []).length > 0)
       .classed("selected", (d) => sel && sel.type === "link" && sel.id === d.key);
-    join.select("line.line").attr("stroke-width", (d) => 1.5 + 4 * utilisation(d, maxRate));
-    join
-      .select("line.glow")
-      .attr("stroke-width", (d) => 6 + 10 * utilisation(d, maxRate))
-      .attr("stroke-opacity", (d) => 0.45 * utilisation(d, maxRate));
-    join.select("text.link-label").text((d) => linkLabel(d));
+    join.each(function (d) {
+      const u = Math.round(utilisation(d, maxRate) * 10) / 10; // steps: small changes repaint nothing
+      const [glow, line, , label] = this.children;
+      setAttr(this, "data-key", d.key);
+      setAttr(line, "stroke-width", 1.5 + 4 * u);
+      setAttr(glow, "stroke-width", 6 + 10 * u);
+      setAttr(glow, "stroke-opacity", 0.45 * u);
+      setText(label, linkLabel(d));
+    });
     this.positionLinks(join);
   }
 
@@ -191,7 +196,6 @@ export class Canvas {
       .join((enter) => {
         const g = enter.append("g").attr("class", "server");
         g.append("circle").attr("class", "halo").attr("r", R + 9);
-        g.append("circle").attr("class", "event-ring").attr("r", R + 5).attr("stroke-opacity", 0);
         g.append("circle").attr("class", "body").attr("r", R);
         g.append("text").attr("class", "kind-glyph").attr("dy", "0.35em");
         g.append("text").attr("class", "server-label").attr("y", R + 16);
@@ -199,19 +203,20 @@ export class Canvas {
         return g;
       });
     join
-      .attr("data-id", (d) => d.id)
-      .attr("data-state", (d) => d.state)
       .classed("placeholder", (d) => !!d.placeholder)
       .classed("router", (d) => d.kind === "router")
       .classed("selected", (d) => sel && sel.type === "server" && sel.id === d.id);
-    join.select("circle.body").attr("stroke", (d) => STATE_COLOURS[d.state] || "#999");
-    join.select("text.kind-glyph").text((d) => (d.kind === "router" ? "R" : "S"));
-    join.select("text.server-label").text((d) => serverLabel(d));
-    join.select("title").text((d) => {
+    join.each(function (d) {
+      const [, body, glyph, label, title] = this.children;
+      setAttr(this, "data-id", d.id);
+      setAttr(this, "data-state", d.state);
+      setAttr(body, "stroke", STATE_COLOURS[d.state] || "#999");
+      setText(glyph, d.kind === "router" ? "R" : "S");
+      setText(label, serverLabel(d));
       const parts = [`${d.name || d.id} (${d.kind || "?"})`, `state: ${d.state}`];
       if (d.reason) parts.push(`reason: ${d.reason}`);
       if (d.address) parts.push(d.address);
-      return parts.join("\n");
+      setText(title, parts.join("\n"));
     });
     join.filter((d) => !d.placeholder).call(this.dragBehaviour);
     this.positionServers(join);
@@ -221,12 +226,14 @@ export class Canvas {
   updatePositions() {
     this.positionServers(this.gServers.selectAll("g.server"));
     this.positionLinks(this.gLinks.selectAll("g.link"));
+    this.viewChanged();
   }
 
   positionServers(sel) {
-    sel.attr("transform", (d) => {
-      const p = this.position(d.id) || d;
-      return `translate(${p.x},${p.y})`;
+    const pos = (id) => this.position(id);
+    sel.each(function (d) {
+      const p = pos(d.id) || d;
+      setAttr(this, "transform", `translate(${p.x},${p.y})`);
     });
   }
 
@@ -235,14 +242,19 @@ export class Canvas {
     sel.each(function (d) {
       const [p, q] = ends(d);
       if (!p || !q) return;
-      const g = d3.select(this);
-      g.selectAll("line").attr("x1", p.x).attr("y1", p.y).attr("x2", q.x).attr("y2", q.y);
+      const [glow, line, hit, label] = this.children;
+      for (const el of [glow, line, hit]) {
+        setAttr(el, "x1", p.x);
+        setAttr(el, "y1", p.y);
+        setAttr(el, "x2", q.x);
+        setAttr(el, "y2", q.y);
+      }
       let angle = (Math.atan2(q.y - p.y, q.x - p.x) * 180) / Math.PI;
       if (angle > 90) angle -= 180;
       if (angle < -90) angle += 180;
       const mx = (p.x + q.x) / 2;
       const my = (p.y + q.y) / 2;
-      g.select("text.link-label").attr("transform", `translate(${mx},${my}) rotate(${angle}) translate(0,-5)`);
+      setAttr(label, "transform", `translate(${mx},${my}) rotate(${angle.toFixed(1)}) translate(0,-5)`);
     });
   }
 }
@@ -258,4 +270,14 @@ function utilisation(link, maxRate) {
 /** The busier direction's bit/s (bandwidth is per direction). */
 function peakRate(link) {
   return Math.max(link.rateAb || 0, link.rateBa || 0);
+}
+
+/** Sets an attribute only when it changes (an unchanged SVG repaints nothing). */
+function setAttr(el, name, value) {
+  const v = String(value);
+  if (el.getAttribute(name) !== v) el.setAttribute(name, v);
+}
+
+function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
 }

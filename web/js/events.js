@@ -1,9 +1,11 @@
 // Event animations: a dot per destination travels the routed path hop by hop in real time
 // (each hop takes that link's latency); a bubble pops where the event is received.
+// Dots and bubbles are drawn on a <canvas> over the SVG, so moving them never repaints the SVG.
 
+import { R } from "./canvas.js";
 import { eventColour } from "./format.js";
 
-const SVG_NS = "http://www.w3.org/2000/svg";
+const DOT_R = 4.5;
 export const MAX_DOTS = 500;
 const MAX_BUBBLES = 150;
 const DOT_TIMEOUT_MS = 10000;
@@ -20,14 +22,16 @@ export class Animator {
     this.dots = new Set();
     this.byEvent = new Map(); // event id -> Set of dots
     this.bubbles = new Set();
+    this.rings = new Map(); // server id -> colour of the last event it received
     this.dropped = 0;
     this.unroutable = 0;
     this.totalDots = 0;
     this.totalBubbles = 0;
     this.running = false;
     this.names = null; // name -> id cache, rebuilt after state changes
-    this.dotLayer = canvas.gDots.node();
-    this.bubbleLayer = canvas.gBubbles.node();
+    this.overlay = canvas.overlay;
+    this.ctx = this.overlay.getContext("2d");
+    canvas.onView(() => this.kick(true));
     store.onState(() => (this.names = null));
     store.onTelemetry((msg) => this.handle(msg));
   }
@@ -37,6 +41,7 @@ export class Animator {
     if (!on) {
       for (const dot of [...this.dots]) this.removeDot(dot);
       for (const b of [...this.bubbles]) this.removeBubble(b);
+      this.kick(true);
     }
   }
 
@@ -109,8 +114,8 @@ export class Animator {
     const at = this.resolve(msg.server);
     if (at === undefined) return;
     const colour = eventColour(msg.event_id);
-    this.canvas.setEventRing(at, colour);
-    if (!this.enabled) return;
+    this.rings.set(at, colour);
+    if (!this.enabled) return this.kick(true);
     const dots = this.byEvent.get(msg.event_id);
     if (dots) {
       for (const dot of [...dots]) if (dot.dst === at) this.removeDot(dot);
@@ -121,23 +126,16 @@ export class Animator {
 
   addDot(dot) {
     dot.hopMs = this.hopMs(dot.path[0], dot.path[1]);
-    const el = document.createElementNS(SVG_NS, "circle");
-    el.setAttribute("class", "dot");
-    el.setAttribute("r", "4.5");
-    el.setAttribute("fill", dot.colour);
-    dot.el = el;
-    this.dotLayer.appendChild(el);
+    dot.opacity = 1;
     this.dots.add(dot);
     this.totalDots += 1;
     let set = this.byEvent.get(dot.eventId);
     if (!set) this.byEvent.set(dot.eventId, (set = new Set()));
     set.add(dot);
-    this.place(dot, performance.now());
   }
 
   removeDot(dot) {
     if (!this.dots.delete(dot)) return;
-    dot.el.remove();
     const set = this.byEvent.get(dot.eventId);
     if (set) {
       set.delete(dot);
@@ -147,38 +145,97 @@ export class Animator {
 
   addBubble(id, colour) {
     if (this.bubbles.size >= MAX_BUBBLES) return;
-    const p = this.canvas.position(id);
-    if (!p) return;
-    const el = document.createElementNS(SVG_NS, "circle");
-    el.setAttribute("class", "bubble");
-    el.setAttribute("stroke", colour);
-    el.setAttribute("fill", colour);
-    const bubble = { id, el, born: performance.now() };
-    this.bubbleLayer.appendChild(el);
-    this.bubbles.add(bubble);
+    if (!this.canvas.position(id)) return;
+    this.bubbles.add({ id, colour, born: performance.now() });
     this.totalBubbles += 1;
   }
 
   removeBubble(b) {
     this.bubbles.delete(b);
-    b.el.remove();
   }
 
-  kick() {
-    if (this.running || (!this.dots.size && !this.bubbles.size)) return;
+  /** Starts the frame loop; `once` draws a frame even when nothing moves (after a zoom or a clear). */
+  kick(once = false) {
+    if (this.running || (!once && !this.dots.size && !this.bubbles.size)) return;
     this.running = true;
-    requestAnimationFrame((t) => this.frame(t));
+    requestAnimationFrame(() => this.frame());
   }
 
   frame() {
     const now = performance.now();
+    const ctx = this.beginDraw();
     for (const dot of this.dots) this.place(dot, now);
     for (const b of this.bubbles) this.grow(b, now);
-    if (this.dots.size || this.bubbles.size) requestAnimationFrame((t) => this.frame(t));
+    this.drawRings(ctx);
+    this.drawBubbles(ctx);
+    this.drawDots(ctx);
+    if (this.dots.size || this.bubbles.size) requestAnimationFrame(() => this.frame());
     else this.running = false;
   }
 
-  /** Advances a dot along its path and moves its element. */
+  /** Sizes the overlay to its box and applies the canvas's zoom transform. */
+  beginDraw() {
+    const el = this.overlay;
+    const dpr = window.devicePixelRatio || 1;
+    const w = Math.round(el.clientWidth * dpr);
+    const h = Math.round(el.clientHeight * dpr);
+    if (el.width !== w || el.height !== h) {
+      el.width = w;
+      el.height = h;
+    }
+    const ctx = this.ctx;
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.clearRect(0, 0, w, h);
+    const t = this.canvas.transform;
+    ctx.setTransform(dpr * t.k, 0, 0, dpr * t.k, dpr * t.x, dpr * t.y);
+    return ctx;
+  }
+
+  drawRings(ctx) {
+    ctx.lineWidth = 3;
+    for (const [id, colour] of this.rings) {
+      const p = this.canvas.position(id);
+      if (!p) {
+        if (!this.store.servers.has(id)) this.rings.delete(id);
+        continue;
+      }
+      ctx.strokeStyle = colour;
+      ctx.beginPath();
+      ctx.arc(p.x, p.y, R + 5, 0, 2 * Math.PI);
+      ctx.stroke();
+    }
+  }
+
+  drawDots(ctx) {
+    ctx.lineWidth = 1;
+    ctx.strokeStyle = "#0b1015";
+    for (const dot of this.dots) {
+      ctx.globalAlpha = dot.opacity * (dot.arrived ? 0.55 : 1);
+      ctx.fillStyle = dot.colour;
+      ctx.beginPath();
+      ctx.arc(dot.x, dot.y, DOT_R, 0, 2 * Math.PI);
+      ctx.fill();
+      ctx.stroke();
+    }
+    ctx.globalAlpha = 1;
+  }
+
+  drawBubbles(ctx) {
+    ctx.lineWidth = 2;
+    for (const b of this.bubbles) {
+      ctx.beginPath();
+      ctx.arc(b.x, b.y, b.r, 0, 2 * Math.PI);
+      ctx.strokeStyle = b.colour;
+      ctx.fillStyle = b.colour;
+      ctx.globalAlpha = b.opacity * 0.18;
+      ctx.fill();
+      ctx.globalAlpha = b.opacity;
+      ctx.stroke();
+    }
+    ctx.globalAlpha = 1;
+  }
+
+  /** Advances a dot along its path and computes where it is drawn. */
   place(dot, now) {
     const last = dot.path.length - 1;
     while (dot.hop < last && now - dot.hopStart >= dot.hopMs) {
@@ -190,7 +247,7 @@ export class Animator {
     if (age > DOT_TIMEOUT_MS) {
       const fade = 1 - (age - DOT_TIMEOUT_MS) / FADE_MS;
       if (fade <= 0) return this.removeDot(dot);
-      dot.el.setAttribute("opacity", fade.toFixed(2));
+      dot.opacity = fade;
     }
     const p = this.canvas.position(dot.path[dot.hop]);
     if (!p) return this.removeDot(dot);
@@ -202,21 +259,20 @@ export class Animator {
       const f = Math.min(1, (now - dot.hopStart) / dot.hopMs);
       x += (q.x - p.x) * f;
       y += (q.y - p.y) * f;
-    } else if (!dot.arrived) {
+    } else {
       dot.arrived = true;
-      dot.el.classList.add("waiting");
     }
-    dot.el.setAttribute("cx", x.toFixed(1));
-    dot.el.setAttribute("cy", y.toFixed(1));
+    dot.x = x;
+    dot.y = y;
   }
 
   grow(b, now) {
     const f = (now - b.born) / BUBBLE_MS;
     const p = this.canvas.position(b.id);
     if (f >= 1 || !p) return this.removeBubble(b);
-    b.el.setAttribute("cx", p.x);
-    b.el.setAttribute("cy", p.y);
-    b.el.setAttribute("r", (14 + 30 * f).toFixed(1));
-    b.el.setAttribute("opacity", (0.9 * (1 - f)).toFixed(2));
+    b.x = p.x;
+    b.y = p.y;
+    b.r = 14 + 30 * f;
+    b.opacity = 0.9 * (1 - f);
   }
 }

@@ -12,7 +12,7 @@ const $ = (id) => document.getElementById(id);
 const store = new Store();
 let selection = null;
 
-const canvas = new Canvas($("canvas"), store, {
+const canvas = new Canvas($("canvas"), $("overlay"), store, {
   onCreate: createServer,
   onMove: moveServer,
   onSelect: select,
