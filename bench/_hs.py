@@ -95,17 +95,23 @@ def wait_all_up(sim: Sim, ids: Iterable[int], timeout: float) -> float:
 
 
 class Telemetry:
-    """Telemetry messages in arrival order, fed from a websocket thread or a sink callback."""
+    """Telemetry messages by event id, fed from a websocket thread or a sink callback.
+
+    Lookups are O(messages of that event): a reader that scanned everything would starve the
+    websocket thread, and the controller drops a subscriber that falls behind.
+    """
 
     def __init__(self) -> None:
-        self.msgs: list[dict[str, Any]] = []
+        self.count = 0
+        self._by_event: dict[str, list[dict[str, Any]]] = {}
         self.reconnects = 0
         self._ws: Any = None
         self._closed = False
 
     def add(self, msg: dict[str, Any]) -> None:
         if msg.get("type", "").startswith("event_"):
-            self.msgs.append(msg)
+            self.count += 1
+            self._by_event.setdefault(msg["event_id"], []).append(msg)
 
     def follow_websocket(self, sim: Sim) -> None:
         """Read the controller's websocket in a thread; reconnect if it drops us (slow reader)."""
@@ -132,7 +138,7 @@ class Telemetry:
             self._ws.close()
 
     def of(self, type_: str, event_id: str) -> list[dict[str, Any]]:
-        return [m for m in list(self.msgs) if m["type"] == type_ and m["event_id"] == event_id]
+        return [m for m in list(self._by_event.get(event_id, ())) if m["type"] == type_]
 
     async def fanout(self, event_id: str, servers: set[int], timeout: float) -> dict[str, Any]:
         """Wait until every server in `servers` reported event_received; delays in ms from event_sent."""

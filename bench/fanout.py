@@ -70,7 +70,7 @@ async def measure(room: _hs.Room, tele: _hs.Telemetry, n: int, messages: int) ->
         try:
             r = await tele.fanout(eid, set(range(1, n)), timeout=90)
         except TimeoutError as exc:
-            print(f"  message {k}: {exc}", flush=True)
+            print(f"  message {k}: {exc} (websocket reconnects so far: {tele.reconnects})", flush=True)
             lost += 1
             continue
         alls.append(r["all_ms"])
@@ -120,7 +120,10 @@ def mesh(n: int, messages: int) -> list[dict[str, Any]]:
         try:
             sim.req("PUT", "/api/topology/file", body).raise_for_status()
             _hs.wait_all_up(sim, range(n), timeout=120 + 8 * n)
-            return asyncio.run(_mesh_rounds(sim, tele, n, messages))
+            rounds = asyncio.run(_mesh_rounds(sim, tele, n, messages))
+            for r in rounds:
+                r["ws_reconnects"] = tele.reconnects
+            return rounds
         finally:
             tele.close()
 

@@ -67,6 +67,10 @@ def main() -> int:
     out["api_load"] = with_sim(
         lambda s: _load.api_load(s, rate=50, seconds=sizes["load_seconds"], servers=10)
     )
+    print("API load with the emulator killed every 3 s ...", flush=True)
+    out["api_load_kills"] = with_sim(
+        lambda s: _load.api_load(s, rate=50, seconds=sizes["load_seconds"] / 2, servers=10, kill_every=3.0)
+    )
     out["seconds"] = time.monotonic() - t0
     out["ok"] = report(out)
     write_results("robustness", out)
@@ -161,6 +165,13 @@ def report(r: dict[str, Any]) -> bool:
         ],
     )
     print(f"  statuses: {al['statuses']}")
+    ak = r["api_load_kills"]
+    failed = sum(v for k, v in ak["statuses"].items() if k.endswith(" 500"))
+    print(
+        f"with {ak['emulator_kills']} emulator kills: {ak['requests']} requests, {failed} answered 500 "
+        f"(the change a kill cut through, rolled back), lost {len(ak['lost_changes'])}, "
+        f"inconsistent {len(ak['consistency'])}"
+    )
     checks = {
         "fuzz: no 5xx": not fz["failures"] and not sq["failures"],
         "fuzz: consistent": not fz["inconsistent"] and not sq["inconsistent"],
@@ -173,6 +184,9 @@ def report(r: dict[str, Any]) -> bool:
         "API load: all answered, nothing lost": not al["errors"]
         and not al["lost_changes"]
         and not al["consistency"],
+        "API load under emulator kills: <= 1 failure per kill, nothing lost": failed <= ak["emulator_kills"]
+        and not ak["lost_changes"]
+        and not ak["consistency"],
     }
     print_table("checks", ["check", "held"], [[k, v] for k, v in checks.items()])
     r["checks"] = checks

@@ -16,6 +16,7 @@ import functools
 import http.server
 import json
 import math
+import os
 import platform
 import random
 import shutil
@@ -98,7 +99,10 @@ def topology(n: int, seed: int = 1) -> dict[str, Any]:
             "loss": 0.0,
             "pinned": [],
             "cut": False,
-            "stats": {"ab": {"bytes": 0, "packets": 0, "drops": 0}, "ba": {"bytes": 0, "packets": 0, "drops": 0}},
+            "stats": {
+                "ab": {"bytes": 0, "packets": 0, "drops": 0},
+                "ba": {"bytes": 0, "packets": 0, "drops": 0},
+            },
         }
         for a, b, d in g.edges(data=True)
     ]
@@ -172,7 +176,9 @@ async ([target, ms, n]) => {
 """
 
 
-def run(seconds: float, dot_targets: list[int], servers: int, width: int, height: int) -> list[dict[str, Any]]:
+def run(
+    seconds: float, dot_targets: list[int], servers: int, width: int, height: int
+) -> list[dict[str, Any]]:
     from playwright.sync_api import sync_playwright
 
     srv, url = serve()
@@ -217,13 +223,18 @@ def main() -> int:
     ap.add_argument("--size", default="1280x800")
     args = ap.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
+    load_before = os.getloadavg()[0]
     rows = run(args.seconds, [int(d) for d in args.dots.split(",")], args.servers, width, height)
-    print(f"{'servers':>7} {'links':>5} {'dots':>5} {'in flight':>9} {'fps':>6} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7}")
+    print(
+        f"{'servers':>7} {'links':>5} {'dots':>5} {'in flight':>9} {'fps':>6} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7}"
+    )
     for r in rows:
         print(
             f"{r['servers']:>7} {r['links']:>5} {r['dots_target']:>5} {r['mean_in_flight']:>9.0f} {r['fps']:>6.1f}"
             f" {r['p50_ms']:>7.1f} {r['p95_ms']:>7.1f} {r['max_ms']:>7.1f}"
         )
+    load = {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2), "cpus": os.cpu_count()}
+    print(f"load average {load['before']} -> {load['after']} on {load['cpus']} CPUs (other work skews fps)")
     at200 = [r for r in rows if r["dots_target"] == 200]
     ok = all(r["fps"] >= TARGET_FPS for r in at200)
     if at200:
@@ -238,6 +249,7 @@ def main() -> int:
                 "seconds": args.seconds,
                 "target_fps": TARGET_FPS,
                 "machine": platform.platform(),
+                "load_average": load,
                 "rows": rows,
             },
             indent=1,

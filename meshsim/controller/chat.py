@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING, Any
 
 from nio import (
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from .core import Controller
 
 ROOM_ALIAS = "meshsim"
+log = logging.getLogger(__name__)
 
 
 class ChatRoom:
@@ -63,12 +65,50 @@ class ChatRoom:
                 self.room_id = resolved.room_id
             self.host = sid
             self.joined.add(sid)
+            await self.join_everyone(ctl)
         return self.room_id
+
+    async def join_everyone(self, ctl: Controller) -> None:
+        """Bring every other up synapse server into the demo room (best effort, concurrently)."""
+        others = [
+            i
+            for i, s in ctl.topo.servers.items()
+            if s.kind == "synapse"
+            and i not in self.joined
+            and (n := ctl.nodes.get(i)) is not None
+            and n.state == "up"
+        ]
+
+        async def one(i: int) -> None:
+            try:
+                await _join(
+                    await self.client(ctl, i), f"#{ROOM_ALIAS}:{names.server_name(self.host or 0)}", i
+                )
+                self.joined.add(i)
+            except Exception as exc:  # that server joins when it chats
+                log.info("demo room: synapse%s did not join: %s", i, exc)
+
+        await asyncio.gather(*(one(i) for i in others))
 
     async def close(self) -> None:
         for c in self.clients.values():
             await c.close()
         self.clients.clear()
+
+
+JOIN_ATTEMPTS = 4
+
+
+async def _join(c: AsyncClient, alias: str, sid: int) -> None:
+    """Join over federation. Synapse gives an alias query 10 s, which a slow, far link can exceed on
+    the first try (TLS, keys, well-known); the retries find those cached."""
+    for attempt in range(JOIN_ATTEMPTS):
+        joined = await c.join(alias)
+        if not isinstance(joined, JoinError):
+            return
+        if attempt == JOIN_ATTEMPTS - 1:
+            raise Conflict(f"synapse{sid}: cannot join the demo room {alias}: {joined.message}")
+        await asyncio.sleep(1.0)
 
 
 async def send_chat(ctl: Controller, sid: int, body: str) -> dict[str, Any]:
@@ -82,10 +122,7 @@ async def send_chat(ctl: Controller, sid: int, body: str) -> dict[str, Any]:
         room_id = await room.ensure_room(ctl, sid)
         c = await room.client(ctl, sid)
         if sid not in room.joined:
-            via = names.server_name(room.host) if room.host is not None else None
-            joined = await c.join(room_id if via is None else f"#{ROOM_ALIAS}:{via}")
-            if isinstance(joined, JoinError):
-                raise Conflict(f"synapse{sid}: cannot join the demo room: {joined.message}")
+            await _join(c, f"#{ROOM_ALIAS}:{names.server_name(room.host or 0)}", sid)
             room.joined.add(sid)
     resp = await c.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": body})
     if not isinstance(resp, RoomSendResponse):

@@ -130,17 +130,25 @@ class Controller:
         """If the emulator dies, restart it within a second and hand it every link again."""
         while True:
             await asyncio.sleep(0.25)
-            if self._emu_proc is None or self._emu_proc.poll() is None:
-                continue
-            log.warning("link emulator exited (%s); restarting", self._emu_proc.returncode)
-            self.bus.publish({"type": "emulator", "state": "down"})
-            async with self._lock:
-                self._stats_base = {p: s for p, s in self.stats.items() if p in self.topo.links()}
-                self._emu_gen += 1
-                emu = await asyncio.to_thread(self._spawn_emulator)
-                assert self.net is not None
-                await asyncio.to_thread(self.net.reattach, emu)
-            self.bus.publish({"type": "emulator", "state": "up"})
+            if self._emulator_dead():
+                async with self._lock:
+                    await self._restart_emulator()
+
+    def _emulator_dead(self) -> bool:
+        return self._emu_proc is not None and self._emu_proc.poll() is not None
+
+    async def _restart_emulator(self) -> None:
+        """Start a new emulator and hand it every link, counters kept (call with the lock held)."""
+        if not self._emulator_dead():  # a change restarted it while we waited for the lock
+            return
+        log.warning("link emulator exited (%s); restarting", self._emu_proc.returncode)
+        self.bus.publish({"type": "emulator", "state": "down"})
+        self._stats_base = {p: s for p, s in self.stats.items() if p in self.topo.links()}
+        self._emu_gen += 1
+        emu = await asyncio.to_thread(self._spawn_emulator)
+        assert self.net is not None
+        await asyncio.to_thread(self.net.reattach, emu)
+        self.bus.publish({"type": "emulator", "state": "up"})
 
     # -- views -------------------------------------------------------------------
     def server_view(self, sid: int) -> dict[str, Any]:
@@ -173,6 +181,7 @@ class Controller:
             await self._halt(sid, how)
         for sid in d.servers_removed:
             await self._halt(sid, "destroy")
+        await self._restart_emulator()  # changes queued behind a crash must not fail on it
         try:
             await asyncio.to_thread(self.net.apply, d)
         except Exception as exc:

@@ -16,7 +16,9 @@ def servers_by_id(ctl: Controller) -> dict[int, dict[str, Any]]:
 
 def drawn_position(page: Any, sid: int) -> tuple[float, float]:
     """Where the page draws server sid (model coordinates)."""
-    return tuple(page.evaluate(f"(() => {{ const p = window.meshsim.canvas.position({sid}); return [p.x, p.y]; }})()"))
+    return tuple(
+        page.evaluate(f"(() => {{ const p = window.meshsim.canvas.position({sid}); return [p.x, p.y]; }})()")
+    )
 
 
 def page_state(page: Any) -> dict[str, Any]:
@@ -38,7 +40,8 @@ def api_state(ctl: Controller) -> dict[str, Any]:
     return {
         "servers": sorted([s["id"], s["x"], s["y"], s["state"]] for s in t["servers"]),
         "links": sorted(
-            [lk["a"], lk["b"], lk["latency"], lk["bandwidth"], sorted(lk["pinned"]), lk["cut"]] for lk in t["links"]
+            [lk["a"], lk["b"], lk["latency"], lk["bandwidth"], sorted(lk["pinned"]), lk["cut"]]
+            for lk in t["links"]
         ),
         "defaults": t["defaults"],
     }
@@ -81,7 +84,9 @@ def test_drag_moves_server_and_links_follow(controller: Controller, browser: Any
     page.mouse.move(ox + 260, oy + 320, steps=5)
     page.mouse.up()
     wait_until(
-        lambda: (servers_by_id(controller)[a["id"]]["x"], servers_by_id(controller)[a["id"]]["y"]) == (260, 320),
+        lambda: (
+            (servers_by_id(controller)[a["id"]]["x"], servers_by_id(controller)[a["id"]]["y"]) == (260, 320)
+        ),
         10,
         what="the API to show the new position",
     )
@@ -110,7 +115,9 @@ def test_link_panel_pins_reach_the_api(controller: Controller, browser: Any) -> 
     page = open_page(browser, controller)
     page.locator(f"g.link[data-key='{lo}-{hi}'] line.hit").click()
     page.wait_for_selector(f"g.link.selected[data-key='{lo}-{hi}']")
-    stroke = page.eval_on_selector(f"g.link[data-key='{lo}-{hi}'] line.line", "e => getComputedStyle(e).stroke")
+    stroke = page.eval_on_selector(
+        f"g.link[data-key='{lo}-{hi}'] line.line", "e => getComputedStyle(e).stroke"
+    )
     assert stroke == "rgb(240, 82, 79)"  # red
     panel = page.locator("#selection")
     assert "ms" in panel.locator(".pin-table").text_content()
@@ -118,7 +125,9 @@ def test_link_panel_pins_reach_the_api(controller: Controller, browser: Any) -> 
     panel.locator("input[name='latency']").fill("42")
     panel.locator("button.pin[data-field='latency']").click()
     link = wait_until(
-        lambda: (lk := controller.get(f"/api/links/{lo}/{hi}"))["latency"] == 42 and lk, 10, what="pinned latency"
+        lambda: (lk := controller.get(f"/api/links/{lo}/{hi}"))["latency"] == 42 and lk,
+        10,
+        what="pinned latency",
     )
     assert "latency" in link["pinned"]
     page.wait_for_function(
@@ -149,7 +158,9 @@ def test_link_panel_pins_reach_the_api(controller: Controller, browser: Any) -> 
     panel.get_by_role("button", name="Cut link").click()
     page.wait_for_selector(f"g.link.cut[data-key='{lo}-{hi}']", timeout=10_000)
     assert controller.get(f"/api/links/{lo}/{hi}")["cut"] is True
-    dash = page.eval_on_selector(f"g.link[data-key='{lo}-{hi}'] line.line", "e => getComputedStyle(e).strokeDasharray")
+    dash = page.eval_on_selector(
+        f"g.link[data-key='{lo}-{hi}'] line.line", "e => getComputedStyle(e).strokeDasharray"
+    )
     assert dash not in ("", "none")
     panel.get_by_role("button", name="Heal link").click()
     page.wait_for_selector(f"g.link[data-key='{lo}-{hi}']:not(.cut)", timeout=10_000)
@@ -175,7 +186,9 @@ def test_defaults_panel_applies(controller: Controller, browser: Any) -> None:
     page.fill("#def-loss", "1.5")
     page.get_by_role("button", name="Apply").click()
     d = wait_until(
-        lambda: (d := controller.get("/api/defaults"))["max_latency"] == 200 and d, 10, what="defaults applied"
+        lambda: (d := controller.get("/api/defaults"))["max_latency"] == 200 and d,
+        10,
+        what="defaults applied",
     )
     assert d["bandwidth"] == 1_000_000
     assert d["cost"] == "bandwidth"

@@ -41,3 +41,15 @@ def test_changes_after_an_emulator_crash_reach_the_new_emulator(sim):
     assert _load.consistency(sim) == []
     rtts = [x for x in sim.rtt_ms(0, 2, count=20)["rtt_ms"] if x is not None]
     assert len(rtts) == 20 and 30 <= sorted(rtts)[10] <= 36
+
+
+def test_emulator_kills_during_moves_and_pins_lose_nothing(sim):
+    r = _load.api_load(sim, rate=50, seconds=8, servers=10, kill_every=2.0)
+    assert r["emulator_kills"] >= 2
+    # Changes queued behind a crash restart the emulator first; only the one change whose apply
+    # the kill cut through may fail (rolled back, 500), at most one per kill.
+    fails = [e for e in r["errors"] if " 500 " in e]
+    assert len(fails) <= r["emulator_kills"], r["errors"]
+    assert len(fails) == len(r["errors"]), r["errors"]
+    assert r["lost_changes"] == [], r["lost_changes"][:5]
+    assert r["consistency"] == [], r["consistency"][:5]

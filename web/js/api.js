@@ -10,6 +10,7 @@ export class ApiError extends Error {
 
 /** API token from ?token= (kept for the tab's session), needed when the controller binds beyond loopback. */
 export const token = (() => {
+  if (typeof location === "undefined") return ""; // loaded outside a page (node unit tests)
   const given = new URLSearchParams(location.search).get("token");
   if (given) sessionStorage.setItem("meshsim-token", given);
   return given || sessionStorage.getItem("meshsim-token") || "";
@@ -47,7 +48,7 @@ async function request(method, path, body, contentType = "application/json") {
 /** FastAPI errors: {"detail": "msg"} or {"detail": [{"loc": [...], "msg": ...}]} (422). */
 function detailOf(data) {
   if (!data) return "";
-  if (typeof data === "string") return data;
+  if (typeof data === "string") return data.trimStart().startsWith("<") ? "" : data.slice(0, 300);
   const d = data.detail;
   if (typeof d === "string") return d;
   if (Array.isArray(d)) {

@@ -4,7 +4,8 @@
 import { linkLabel, serverLabel } from "./format.js";
 
 export const R = 13; // server radius
-const DRAG_THRESHOLD = 3; // px of movement before a press becomes a drag
+const DRAG_THRESHOLD = 3;
+const DENSE_LINKS = 80; // above this many links (at zoom 1) link labels show on hover only // px of movement before a press becomes a drag
 
 export const STATE_COLOURS = {
   starting: "#f2b544",
@@ -42,6 +43,7 @@ export class Canvas {
       .on("zoom", (ev) => {
         this.transform = ev.transform;
         this.view.attr("transform", ev.transform);
+        this.schedule(); // label density follows the zoom
         this.viewChanged();
       });
     this.svg.call(this.zoom).on("dblclick.zoom", null);
@@ -156,6 +158,8 @@ export class Canvas {
     const links = [...this.store.links.values()];
     const sel = this.selection;
     const maxRate = Math.max(1, ...links.map(peakRate));
+    // many links: labels only on hover / selection, or once zoomed in
+    this.svg.classed("dense", links.length * Math.min(1, 1 / this.transform.k ** 2) > DENSE_LINKS);
     const join = this.gLinks
       .selectAll("g.link")
       .data(links, (d) => d.key)

@@ -5,7 +5,7 @@
 import { R } from "./canvas.js";
 import { eventColour } from "./format.js";
 
-const DOT_R = 4.5;
+const DOT_R = 5;
 export const MAX_DOTS = 500;
 const MAX_BUBBLES = 150;
 const DOT_TIMEOUT_MS = 10000;

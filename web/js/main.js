@@ -37,6 +37,7 @@ function select(sel) {
 async function createServer(x, y) {
   const kind = $("new-kind").value;
   const tmp = canvas.addPlaceholder(x, y, kind);
+  refreshToolbar();
   try {
     const server = await api.addServer(x, y, kind);
     if (server && server.id !== undefined && !store.servers.has(server.id)) {
@@ -44,6 +45,7 @@ async function createServer(x, y) {
       store.emit("server_added", { server });
     }
     canvas.removePlaceholder(tmp);
+    refreshToolbar();
   } catch (err) {
     const p = canvas.placeholders.get(tmp);
     if (p) Object.assign(p, { state: "failed", reason: err.detail || err.message, name: "failed" });
@@ -114,6 +116,7 @@ async function load(file) {
 }
 
 function refreshToolbar() {
+  $("empty-hint").hidden = store.servers.size > 0 || canvas.placeholders.size > 0;
   $("btn-remove").disabled = !(selection && selection.type === "server" && store.servers.has(selection.id));
 }
 

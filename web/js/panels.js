@@ -247,7 +247,7 @@ class LinkView {
       h("div", { class: "panel-head" }, e.title, e.cut),
       e.gone,
       h("dl", { class: "facts" }, e.labelAb, e.rateAb, e.labelBa, e.rateBa, h("dt", { text: "counters" }), e.counters),
-      h("h3", { text: "Parameters (pin to override the derived value)" }),
+      h("h3", { text: "Parameters", title: "A pinned value overrides the one derived from distance; pins survive moves" }),
       table,
       h(
         "div",
@@ -331,12 +331,13 @@ const DEFAULT_FIELDS = [
   { name: "min_bandwidth", label: "Min bandwidth", unit: "bit/s", type: "bw" },
   { name: "jitter", label: "Jitter", unit: "milliseconds", type: "num" },
   { name: "loss", label: "Packet loss", unit: "%", type: "pct" },
-  { name: "cost", label: "Routing cost", type: "select", options: [["latency", "minimise latency"], ["bandwidth", "maximise bandwidth"]] },
+  { name: "cost", label: "Routing cost", type: "select", options: [["latency", "min latency"], ["bandwidth", "max bandwidth"]] },
   { name: "latency_scale", label: "Latency scale", unit: "%", type: "num" },
-  { name: "client_bandwidth", label: "Client link bandwidth", unit: "bit/s", type: "bw" },
-  { name: "client_latency", label: "Client link latency", unit: "ms", type: "num" },
-  { name: "client_jitter", label: "Client link jitter", unit: "ms", type: "num" },
-  { name: "client_loss", label: "Client link loss", unit: "%", type: "pct" },
+  { type: "heading", label: "Client link (host ↔ each server's client API)" },
+  { name: "client_bandwidth", label: "Bandwidth", unit: "bit/s", type: "bw" },
+  { name: "client_latency", label: "Latency", unit: "ms", type: "num" },
+  { name: "client_jitter", label: "Jitter", unit: "ms", type: "num" },
+  { name: "client_loss", label: "Loss", unit: "%", type: "pct" },
 ];
 
 /** The global defaults form (SPEC §1) with Apply. */
@@ -360,6 +361,7 @@ export class DefaultsPanel {
   }
 
   field(f) {
+    if (f.type === "heading") return h("div", { class: "grid-heading", text: f.label });
     const id = `def-${f.name}`;
     let input;
     if (f.type === "bool") {
@@ -379,8 +381,8 @@ export class DefaultsPanel {
     return h(
       "label",
       { class: "field", for: id },
-      h("span", { class: "field-label" }, f.label, f.unit ? h("span", { class: "unit", text: ` (${f.unit})` }) : null, hint),
-      input,
+      h("span", { class: "field-label" }, f.label, f.unit ? h("span", { class: "unit", text: ` (${f.unit})` }) : null),
+      h("span", { class: "input-wrap" }, input, hint),
     );
   }
 
@@ -399,6 +401,7 @@ export class DefaultsPanel {
     if (this.dirty && !force) return;
     const d = this.store.defaults;
     for (const f of DEFAULT_FIELDS) {
+      if (!f.name) continue;
       const input = this.inputs[f.name];
       const v = d[f.name];
       if (v === undefined) continue;
@@ -414,6 +417,7 @@ export class DefaultsPanel {
     const out = {};
     const bad = [];
     for (const f of DEFAULT_FIELDS) {
+      if (!f.name) continue;
       const input = this.inputs[f.name];
       if (f.type === "bool") out[f.name] = input.checked;
       else if (f.type === "select") out[f.name] = input.value;
