@@ -130,9 +130,13 @@ class Controller:
         """If the emulator dies, restart it within a second and hand it every link again."""
         while True:
             await asyncio.sleep(0.25)
-            if self._emulator_dead():
+            if not self._emulator_dead():
+                continue
+            try:
                 async with self._lock:
                     await self._restart_emulator()
+            except Exception:  # keep watching: the next turn tries again
+                log.exception("could not restart the link emulator")
 
     def _emulator_dead(self) -> bool:
         return self._emu_proc is not None and self._emu_proc.poll() is not None
@@ -183,7 +187,7 @@ class Controller:
             await self._halt(sid, "destroy")
         await self._restart_emulator()  # changes queued behind a crash must not fail on it
         try:
-            await asyncio.to_thread(self.net.apply, d)
+            await self._apply_with_retry(d)
         except Exception as exc:
             log.exception("apply failed; rolling back")
             with contextlib.suppress(Exception):
@@ -203,6 +207,19 @@ class Controller:
             if new.servers[sid].up:
                 self._boot(sid)
         return d
+
+    async def _apply_with_retry(self, d: TopoDiff) -> None:
+        """Apply a diff; if the emulator died under it, restart the emulator and apply again (every
+        network step is idempotent: existing namespaces, links and routes are kept or replaced)."""
+        assert self.net is not None
+        try:
+            await asyncio.to_thread(self.net.apply, d)
+        except Exception:
+            await asyncio.sleep(0.05)  # let a dying emulator finish dying
+            if not self._emulator_dead():
+                raise
+            await self._restart_emulator()
+            await asyncio.to_thread(self.net.apply, d)
 
     def _make_node(self, sid: int) -> Node:
         s = self.topo.servers[sid]

@@ -17,6 +17,14 @@ def netns_del(ns: str) -> str:
 LINK_GROUP = 99
 
 
+#: Interfaces of removed links wait here until the reaper deletes them in one batch.
+RETIRED_GROUP = 98
+
+
+def delete_retired() -> str:
+    return f"link del group {RETIRED_GROUP}"
+
+
 def delete_links() -> str:
     """Inside a node: delete all its link interfaces at once (one RCU grace period, not one per TAP)."""
     return f"link del group {LINK_GROUP}"
