@@ -27,7 +27,7 @@ class HomeserverFleet:
         *,
         database: Backend = "postgres",
         telemetry_socket: str | None = None,
-        max_servers: int = 32,
+        max_servers: int = 128,  # growing past it restarts PostgreSQL, failing servers that are mid-boot
         cp_max: int = 3,
         python: str = sys.executable,
         extra_config: dict[str, Any] | None = None,

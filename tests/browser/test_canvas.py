@@ -246,3 +246,26 @@ def test_two_pages_stay_in_sync(controller: Controller, browser: Any) -> None:
     wait_until(lambda: not controller.topology()["servers"], 20, what="reset")
     wait_until(lambda: page_state(two)["servers"] == [], 10, what="second page emptied")
     assert not one.meshsim_errors and not two.meshsim_errors
+
+
+def test_page_shows_links_down_while_the_emulator_restarts(controller: Controller, browser: Any) -> None:
+    import os
+    import signal
+
+    a, b = controller.add(150, 150), controller.add(300, 150)
+    controller.wait_up([a["id"], b["id"]])
+    page = open_page(browser, controller)
+    page.wait_for_selector("g.link")
+    # record every state the page's store goes through, so a short outage cannot slip past
+    page.evaluate(
+        "() => { window.__emu = []; window.meshsim.store.onState((k, m) => {"
+        " if (k === 'emulator') window.__emu.push([m.state, document.getElementById('canvas')"
+        ".classList.contains('links-down')]); }); }"
+    )
+    run = controller.get("/api/status")["run"]
+    pid = int((controller.home / "runs" / run / "pids" / "linkemu").read_text())
+    os.kill(pid, signal.SIGKILL)
+    page.wait_for_function("() => window.__emu.length >= 2", timeout=15_000)
+    assert page.evaluate("window.__emu") == [["down", True], ["up", False]]
+    assert page.locator("#toasts").text_content().count("link emulator") >= 1
+    screenshot(page, "emulator_restarted")

@@ -22,7 +22,12 @@ const panel = new SelectionPanel($("selection"), store);
 new DefaultsPanel($("defaults-form"), store);
 const conn = new Connection(store);
 
-store.onState(() => {
+store.onState((kind, msg) => {
+  if (kind === "emulator") {
+    // The link emulator died: every link is down until the controller has restarted it.
+    $("canvas").classList.toggle("links-down", msg.state === "down");
+    toast(msg.state === "down" ? "link emulator down: restarting it" : "link emulator back: links up", msg.state === "down" ? "error" : "info");
+  }
   canvas.schedule();
   refreshToolbar();
 });

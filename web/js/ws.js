@@ -100,6 +100,7 @@ export class Store {
       case "snapshot": {
         const topo = msg.topology || {};
         this.clear();
+        this.emulatorUp = true;
         for (const s of topo.servers || []) this.upsertServer(s);
         for (const l of topo.links || []) this.upsertLink(l);
         this.setDefaults(topo.defaults || {});
@@ -128,6 +129,9 @@ export class Store {
         break;
       case "link_stats":
         this.applyStats(msg.links);
+        break;
+      case "emulator":
+        this.emulatorUp = msg.state !== "down";
         break;
       case "event_sent":
       case "event_received":
