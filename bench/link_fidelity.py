@@ -23,24 +23,7 @@ PORT = 9000
 
 
 def run_probe(tb: Testbed, src: int, dst: int, count: int, interval: float, wait: float) -> dict:
-    p = tb.popen(
-        src,
-        "ping",
-        "--dst",
-        node_addr(dst),
-        "--port",
-        str(PORT),
-        "--count",
-        str(count),
-        "--interval",
-        str(interval),
-        "--wait",
-        str(wait),
-    )
-    out, err = p.communicate(timeout=count * interval + wait + 60)
-    if p.returncode != 0:
-        raise RuntimeError(err)
-    return json.loads(out)
+    return tb.ping(src, dst, count, interval, wait, PORT)
 
 
 def set_line(tb: Testbed, params: dict) -> None:

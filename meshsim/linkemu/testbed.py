@@ -8,6 +8,7 @@ Everything it creates carries the run prefix and is removed by `close()`.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import subprocess
@@ -119,6 +120,15 @@ class Testbed:
         proc = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE, text=True, env=env)
         self._procs.append(proc)
         return proc
+
+    def ping(self, src: int, dst: int, count: int, interval: float, wait: float, port: int) -> dict:
+        """Run the UDP prober from src to an echo already listening in dst; return its JSON result."""
+        args = ["--dst", node_addr(dst), "--port", str(port), "--count", str(count)]
+        p = self.popen(src, "ping", *args, "--interval", str(interval), "--wait", str(wait))
+        out, err = p.communicate(timeout=count * interval + wait + 60)
+        if p.returncode != 0:
+            raise RuntimeError(f"prober failed: {err}")
+        return json.loads(out)
 
     def emu_cpu_s(self) -> float:
         """CPU seconds (user + system) used so far by the emulator process."""

@@ -11,7 +11,6 @@ import asyncio
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -21,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from meshsim.harness import free_port_base
 from meshsim.homeserver.client_proxy import ClientProxy
 from meshsim.homeserver.fleet import HomeserverFleet
 from meshsim.homeserver.netns_files import remove_netns_etc, write_hosts
@@ -104,23 +104,6 @@ class LineNet:
             remove_netns_etc(ns)
 
 
-def free_port_base(count: int) -> int:
-    """A base port with `count` consecutive free ports on 127.0.0.1."""
-    for _ in range(50):
-        base = 20000 + secrets.randbelow(20000)
-        socks = []
-        try:
-            for p in range(base, base + count):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free port range")
 
 
 @pytest.fixture

@@ -34,23 +34,7 @@ def probe(tb: Testbed, src: int, dst: int, count: int, interval: float, wait: fl
     echo = tb.popen(dst, "echo", "--port", str(PORT), "--seconds", "120", stdout=subprocess.DEVNULL)
     time.sleep(0.3)
     try:
-        p = tb.popen(
-            src,
-            "ping",
-            "--dst",
-            node_addr(dst),
-            "--port",
-            str(PORT),
-            "--count",
-            str(count),
-            "--interval",
-            str(interval),
-            "--wait",
-            str(wait),
-        )
-        out, err = p.communicate(timeout=count * interval + wait + 30)
-        assert p.returncode == 0, err
-        return json.loads(out)
+        return tb.ping(src, dst, count, interval, wait, PORT)
     finally:
         echo.kill()
         echo.wait()

@@ -21,6 +21,8 @@ def line3(sim, spacing: float = 200) -> None:
     """Three routers in a line: 0 - 1 - 2, with 0 and 2 too far apart to link directly."""
     for i in range(3):
         sim.add(100 + i * spacing, 100, kind="router")
+    for i in range(3):
+        sim.wait_state(i, "up")
     links = {(lk["a"], lk["b"]) for lk in sim.get("/api/topology")["links"]}
     assert links == {(0, 1), (1, 2)}
 

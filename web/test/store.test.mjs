@@ -92,7 +92,17 @@ test("telemetry goes to telemetry listeners, not into the state", () => {
   st.onState(() => changes++);
   st.apply({ type: "event_sent", event_id: "$e", server: 0, destinations: [1] });
   st.apply({ type: "event_received", event_id: "$e", server: 1 });
-  st.apply({ type: "emulator", state: "up" });
   assert.deepEqual(seen, ["event_sent", "event_received"]);
   assert.equal(changes, 0);
+});
+
+test("emulator outages are state: links shown down until it is back", () => {
+  const st = new Store();
+  const kinds = [];
+  st.onState((k) => kinds.push(k));
+  st.apply({ type: "emulator", state: "down" });
+  assert.equal(st.emulatorUp, false);
+  st.apply({ type: "emulator", state: "up" });
+  assert.equal(st.emulatorUp, true);
+  assert.deepEqual(kinds, ["emulator", "emulator"]);
 });
