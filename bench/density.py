@@ -66,7 +66,7 @@ async def build_room(sim: Any, n: int) -> dict[str, float]:
     try:
         await room.login()
         t = time.monotonic()
-        join_s = await room.create_and_join(timeout=60 + 10 * n)
+        join_s = await room.create_and_join(concurrency=3, timeout=120 + 15 * n)
         deadline = time.monotonic() + 120
         members = await room.joined_count(0)
         while members < n and time.monotonic() < deadline:
@@ -92,6 +92,7 @@ def one_mode(n: int, mode: str, settle: float, window: float, ksm_timeout: float
         sim.req("PUT", "/api/topology/file", body).raise_for_status()
         up_s = _hs.wait_all_up(sim, range(n), timeout=120 + 8 * n)
         print(f"[{mode}] {n} servers up in {up_s:.1f} s", flush=True)
+        time.sleep(min(30, n / 5))  # let fresh servers finish their start-up work before the joins
         room = asyncio.run(build_room(sim, n))
         print(f"[{mode}] all joined in {room['join_s']:.1f} s", flush=True)
         pids = [sim.get(f"/api/servers/{i}")["pid"] for i in range(n)]

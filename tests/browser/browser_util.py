@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import random
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from meshsim.harness import Sim
+
 REPO = Path(__file__).resolve().parents[2]
-MESHSIM = Path(sys.executable).with_name("meshsim")
 SCREENSHOTS = REPO / "artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -32,12 +26,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 VIEWPORT = {"width": 1280, "height": 800}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1, what: str = "") -> Any:
@@ -56,18 +44,12 @@ def wait_until(check: Callable[[], Any], timeout: float = 20.0, interval: float 
     pytest.fail(f"timed out after {timeout}s waiting for {what or check}: last {last!r}")
 
 
-@dataclass
-class Controller:
-    url: str
-    home: Path
-    proc: subprocess.Popen[bytes]
-    log: Path
-    http: httpx.Client
+class Controller(Sim):
+    """A real `meshsim up` (router servers by default) with the helpers the browser tests use."""
 
-    def get(self, path: str) -> Any:
-        r = self.http.get(path)
-        r.raise_for_status()
-        return r.json()
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
 
     def post(self, path: str, body: Any = None) -> Any:
         r = self.http.post(path, json=body)
@@ -79,8 +61,8 @@ class Controller:
         r.raise_for_status()
         return r.json()
 
-    def add(self, x: float, y: float, kind: str = "router") -> dict[str, Any]:
-        return self.post("/api/servers", {"x": x, "y": y, "kind": kind})
+    def add(self, x: float, y: float, kind: str | None = "router") -> dict[str, Any]:
+        return super().add(x, y, kind)
 
     def topology(self) -> dict[str, Any]:
         return self.get("/api/topology")
@@ -96,52 +78,12 @@ class Controller:
 
 
 def start_controller(tmp: Path, kind: str = "router", extra: list[str] | None = None) -> Controller:
-    home = tmp / "home"
-    home.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    log = tmp / "controller.log"
-    env = {**os.environ, "MESHSIM_HOME": str(home)}
-    cmd = [
-        str(MESHSIM),
-        "up",
-        "--port",
-        str(port),
-        "--kind",
-        kind,
-        "--client-port-base",
-        str(random.randrange(20000, 60000, 100)),
-        *(extra or []),
-    ]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
-    url = f"http://127.0.0.1:{port}"
-    ctl = Controller(url, home, proc, log, httpx.Client(base_url=url, timeout=30))
-
-    def ready() -> bool:
-        if proc.poll() is not None:
-            pytest.fail(f"meshsim up exited {proc.returncode}:\n{log.read_text()[-3000:]}")
-        return ctl.http.get("/api/topology").status_code == 200
-
-    try:
-        wait_until(ready, 60, 0.2, "GET /api/topology")
-    except BaseException:
-        stop_controller(ctl)
-        raise
-    return ctl
+    return Controller(tmp / "home", *(extra or []), kind=kind)
 
 
 def stop_controller(ctl: Controller) -> None:
     """Ctrl-C (the controller cleans up its run), then force and `meshsim clean` what is left."""
-    ctl.http.close()
-    if ctl.proc.poll() is None:
-        ctl.proc.send_signal(signal.SIGINT)
-        try:
-            ctl.proc.wait(90)
-        except subprocess.TimeoutExpired:
-            ctl.proc.kill()
-            ctl.proc.wait(10)
-    env = {**os.environ, "MESHSIM_HOME": str(ctl.home)}
-    subprocess.run([str(MESHSIM), "clean"], env=env, capture_output=True, timeout=120, check=False)
+    ctl.stop()
 
 
 def open_page(browser: Any, ctl: Controller) -> Any:
