@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..kernel import cmds, names, nsexec
+from ..kernel import cmds, names, nsexec, procs
 from ..kernel.netlink import NsRoutes
 from ..kernel.runner import Runner
 from ..kernel.tap import open_tap
@@ -313,28 +313,11 @@ def kill_netns_processes(ns: str, grace: float = 2.0) -> None:
     """SIGTERM every process in the namespace, SIGKILL what is left after `grace` seconds."""
     pids = nsexec.netns_pids(ns)
     for pid in pids:
-        _signal(pid, signal.SIGTERM)
+        procs.send(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while pids and time.monotonic() < deadline:
-        pids = [p for p in pids if _alive(p)]
+        pids = [p for p in pids if procs.pid_alive(p)]
         if pids:
             time.sleep(0.05)
     for pid in pids:
-        _signal(pid, signal.SIGKILL)
-
-
-def _signal(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except OSError:
-        return False
+        procs.send(pid, signal.SIGKILL)
