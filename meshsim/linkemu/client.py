@@ -131,7 +131,7 @@ def spawn(
     seed: int | None = None,
     nice: int = -10,
     realtime: int = 0,
-    wait_s: float = 3.0,
+    wait_s: float = 10.0,
 ) -> subprocess.Popen:
     """Start `python -m meshsim.linkemu` logging to `log_path`; return once it answers ping.
 

@@ -20,8 +20,10 @@ def controller(tmp_path: Path) -> Iterator[Controller]:
     stop_controller(ctl)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright_instance() -> Iterator[Any]:
+    """Playwright's sync API keeps an event loop running in the main thread while it is open, which
+    breaks asyncio.run() in every later test: so it lives for one module, not the session."""
     sync_api = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is not installed")
