@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--token", help="API token (required, and generated if absent, when --host is not loopback)"
     )
     up.add_argument("--resume", action="store_true", help="bring back the last run's topology and data")
+    up.add_argument(
+        "--ksm",
+        action="store_true",
+        help="share identical memory between homeservers (KSM, same memory layout): ~1.4x more servers per GB, "
+        "ksmd costs CPU while it scans",
+    )
     up.add_argument("-v", "--verbose", action="store_true")
     up.set_defaults(func=cmd_up)
 
@@ -55,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     cl = sub.add_parser("clean", help="remove everything meshsim made (namespaces, links, processes, state)")
     cl.set_defaults(func=cmd_clean)
     sub.add_parser("status", help="show servers and links").set_defaults(func=cmd_status)
-    sub.add_parser("check", help="compare every node's kernel routes with the model").set_defaults(func=cmd_check)
+    sub.add_parser("check", help="compare every node's kernel routes with the model").set_defaults(
+        func=cmd_check
+    )
 
     add = sub.add_parser("add", help="add a server at X Y")
     add.add_argument("x", type=float)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -31,13 +32,23 @@ def serve(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    ksm = contextlib.nullcontext()
+    if getattr(args, "ksm", False):
+        from ..homeserver import ksm as ksm_mod
+
+        if not ksm_mod.available():
+            print("meshsim: --ksm: this kernel has no KSM (/sys/kernel/mm/ksm)", file=sys.stderr)
+            return 1
+        os.environ["MESHSIM_KSM"] = "1"  # every homeserver starts under ksm_exec --same-layout
+        ksm = ksm_mod.KsmScanner()  # ksmd runs while the controller does; settings restored on exit
     try:
         rd, options, token, topology = prepare(args)
     except StartError as exc:
         print(f"meshsim: {exc}", file=sys.stderr)
         return 1
     try:
-        return asyncio.run(_main(rd, options, token, topology))
+        with ksm:
+            return asyncio.run(_main(rd, options, token, topology))
     finally:
         # Runtime goes (namespaces, processes, sockets); the state and homeserver data stay for --resume.
         clean_run(rd, keep_dir=True)
