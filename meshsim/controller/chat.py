@@ -111,13 +111,12 @@ async def _join(c: AsyncClient, alias: str, sid: int) -> None:
         await asyncio.sleep(1.0)
 
 
-async def send_chat(ctl: Controller, sid: int, body: str) -> dict[str, Any]:
+async def send_chat(ctl: Controller, room: ChatRoom, sid: int, body: str) -> dict[str, Any]:
     """Send `body` from server sid; the room is created on the first use, and sid joins it over federation."""
     server = ctl.topo.server(sid)
     node = ctl.nodes.get(sid)
     if server.kind != "synapse" or node is None or node.state != "up":
         raise Conflict(f"server {sid} is not an up synapse server")
-    room: ChatRoom = ctl.__dict__.setdefault("_chat", ChatRoom())
     async with room.lock:
         room_id = await room.ensure_room(ctl, sid)
         c = await room.client(ctl, sid)

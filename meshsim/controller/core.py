@@ -76,6 +76,7 @@ class Controller:
         self._emu_proc: Any = None
         self.net: Network | None = None
         self.started_at = time.time()
+        self._chat: Any = None  # the demo room behind POST /api/chat, made on first use
 
     # -- lifecycle -------------------------------------------------------------
     async def start(self) -> None:
@@ -88,10 +89,9 @@ class Controller:
     async def stop(self) -> None:
         for t in list(self._tasks) + list(self._boots.values()):
             t.cancel()
-        chat = self.__dict__.get("_chat")
-        if chat is not None:
+        if self._chat is not None:
             with contextlib.suppress(Exception):
-                await chat.close()
+                await self._chat.close()
         async with self._lock:
             await asyncio.gather(*(_call(n.kill) for n in self.nodes.values()), return_exceptions=True)
             if self.net:
@@ -245,9 +245,8 @@ class Controller:
             log.warning("server %s %s: %s", sid, how, exc)
         if task:
             task.cancel()
-        self.bus.publish(
-            {"type": "server_updated", "server": self.server_view(sid)}
-        ) if sid in self.topo.servers else None
+        if sid in self.topo.servers:
+            self.bus.publish({"type": "server_updated", "server": self.server_view(sid)})
 
     def client_link(self) -> Any:
         """The shaped client link of the current defaults (read by every client proxy per request)."""
@@ -387,6 +386,8 @@ class Controller:
     # -- chat -------------------------------------------------------------------------
     async def chat(self, sid: int, body: str) -> dict[str, Any]:
         """Send `body` as the test user of server `sid` into the shared demo room."""
-        from .chat import send_chat
+        from .chat import ChatRoom, send_chat
 
-        return await send_chat(self, sid, body)
+        if self._chat is None:
+            self._chat = ChatRoom()
+        return await send_chat(self, self._chat, sid, body)
