@@ -21,7 +21,6 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
-from unittest import mock
 from urllib.parse import quote
 
 import _common  # noqa: F401  (puts the checkout on sys.path)
@@ -29,7 +28,6 @@ import httpx
 from nio import AsyncClient, LoginResponse, RoomCreateResponse, RoomPreset, RoomSendResponse
 from websockets.sync.client import connect
 
-from meshsim import harness
 from meshsim.harness import Sim
 from meshsim.homeserver import ksm
 from meshsim.topo import files
@@ -55,10 +53,8 @@ def controller(*args: str, ksm_mode: str = "off", kind: str = "synapse", ports: 
     old = os.environ.get(ksm.ENV)
     os.environ[ksm.ENV] = ksm_mode  # the controller and the Synapses it starts inherit it
     sim = None
-    pick = harness.free_port_base
     try:
-        with mock.patch.object(harness, "free_port_base", lambda count: pick(max(count, ports))):
-            sim = Sim(home, "--db", "postgres", *args, kind=kind)
+        sim = Sim(home, "--db", "postgres", *args, kind=kind, client_ports=max(64, ports))
         yield sim
     finally:
         if old is None:
@@ -320,23 +316,3 @@ def quantiles(xs: list[float]) -> dict[str, float]:
     return {"median": statistics.median(xs), "p90": xs[min(len(xs) - 1, int(0.9 * len(xs)))], "max": xs[-1]}
 
 
-def free_port_block(n: int, attempts: int = 40) -> int:
-    """A base port with n consecutive free ports on 127.0.0.1 (binds each), below the ephemeral range."""
-    import random
-    import socket
-
-    for _ in range(attempts):
-        base = random.randrange(20000, 32768 - n)
-        socks = []
-        try:
-            for p in range(base, base + n):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError(f"no block of {n} free ports")

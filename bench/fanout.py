@@ -31,6 +31,7 @@ from typing import Any
 import _common
 import _hs
 
+from meshsim import harness
 from meshsim.homeserver.client_proxy import ClientProxy
 from meshsim.homeserver.fleet import HomeserverFleet
 from meshsim.homeserver.netns_files import remove_netns_etc, write_hosts
@@ -183,7 +184,7 @@ async def _bridge_round(run_dir: Path, bridge: Bridge, n: int, messages: int) ->
         if not all(ok):
             raise RuntimeError([(s.spec.server_name, s.reason) for s in servers if s.state != "up"])
         await asyncio.gather(*(s.register_user(*_hs.TEST_USER) for s in servers))
-        base = _hs.free_port_block(n)
+        base = harness.free_port_base(n)
         proxies = [ClientProxy(base + i, s.paths.client_socket) for i, s in enumerate(servers)]
         for p in proxies:
             await p.start()

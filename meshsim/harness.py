@@ -52,11 +52,17 @@ class Sim:
     """A running controller: REST helpers plus commands inside its nodes."""
 
     def __init__(
-        self, home: Path, *args: str, kind: str = "router", port: int | None = None, new_session: bool = False
+        self,
+        home: Path,
+        *args: str,
+        kind: str = "router",
+        port: int | None = None,
+        new_session: bool = False,
+        client_ports: int = 64,
     ) -> None:
         self.home = home
         self.port = port or free_port()
-        self.client_port_base = free_port_base(64)
+        self.client_port_base = free_port_base(client_ports)
         self.env = {**os.environ, "MESHSIM_HOME": str(home)}
         self.log = home / "controller.log"
         home.mkdir(parents=True, exist_ok=True)
