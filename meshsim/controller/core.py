@@ -75,7 +75,6 @@ class Controller:
         self._boots: dict[int, asyncio.Task[Any]] = {}
         self._emu_proc: Any = None
         self.net: Network | None = None
-        self.started_at = time.time()
         self._chat: Any = None  # the demo room behind POST /api/chat, made on first use
 
     # -- lifecycle -------------------------------------------------------------
@@ -278,12 +277,6 @@ class Controller:
 
         task = asyncio.get_running_loop().create_task(boot())
         self._boots[sid] = task
-
-    async def wait_booted(self, timeout: float = 120.0) -> None:
-        """Wait until no server is booting (tests, scenarios, `up --topology`)."""
-        deadline = time.monotonic() + timeout
-        while self._boots and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
 
     def _publish_diff(self, old: Topology, d: TopoDiff) -> None:
         pub = self.bus.publish

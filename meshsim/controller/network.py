@@ -169,9 +169,6 @@ class Network:
         nl.addr_replace(names.address(node), 32, "lo")
         return nl
 
-    def add_nodes(self, ids: list[int]) -> None:
-        self._create_namespaces(ids)
-
     def remove_nodes(self, ids: list[int]) -> None:
         ids = [i for i in ids if i in self.nodes]
         for i in ids:
@@ -240,11 +237,6 @@ class Network:
 
         return nsexec.in_netns(self.netns(node), open_all)
 
-    def add_link(self, pair: Pair, params: LinkParams) -> None:
-        work: dict[int, NodeWork] = defaultdict(NodeWork)
-        self._add_links([(pair, params)], work)
-        self._run_node_work(work)
-
     def change_link(self, pair: Pair, params: LinkParams) -> None:
         tp = self.links[pair]
         p = emu_params(params, tp.up)
@@ -265,11 +257,6 @@ class Network:
             with contextlib.suppress(Exception):
                 self.emu.remove(names.link_id(*pair))
         return tp
-
-    def remove_link(self, pair: Pair) -> None:
-        tp = self._detach_link(pair)
-        if tp is not None:
-            _close_pair(tp)
 
     def reattach(self, emu: LinkEmuClient) -> None:
         """Hand every link to a fresh emulator process (after the old one died)."""

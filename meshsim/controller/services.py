@@ -38,9 +38,7 @@ class Services:
     def for_nodes(self) -> dict[str, Any]:
         """What every node context gets: shared settings and lazy accessors."""
         return {
-            "db": self.options.db,
             "client_port_base": self.options.client_port_base,
-            "telemetry_socket": self.rundir.telemetry_socket,
             "fleet": self.fleet,
             "fleet_if_started": lambda: self._fleet,
             "record_pid": self.rundir.record_pid,
