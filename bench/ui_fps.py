@@ -27,21 +27,12 @@ from typing import Any
 
 import networkx as nx
 
+from meshsim.harness import CHROMIUM, CHROMIUM_ARGS
+
 REPO = Path(__file__).resolve().parents[1]
 WEB = REPO / "web"
 VENDOR = WEB / "node_modules" / "d3" / "dist"
 RESULTS = REPO / "bench" / "results" / "ui_fps.json"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 TARGET_FPS = 50.0
 
 

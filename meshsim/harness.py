@@ -21,6 +21,18 @@ import httpx
 from .kernel.names import address
 
 MESHSIM = str(Path(sys.executable).with_name("meshsim"))
+#: Debian's chromium, with the flags it needs here (root, no network beyond loopback).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def free_port_base(count: int) -> int:

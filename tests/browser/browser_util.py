@@ -10,21 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
-from meshsim.harness import Sim
+from meshsim.harness import CHROMIUM, CHROMIUM_ARGS, Sim  # noqa: F401  (re-exported for conftest)
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 VIEWPORT = {"width": 1280, "height": 800}
 
 
